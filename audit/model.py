@@ -1,0 +1,262 @@
+"""The data model of an audit: frozen dataclasses, defined once.
+
+Everything that crosses a stage boundary (collect -> analyse -> render) is one of
+these types. `report.json` is `AuditReport` serialised with pydantic's TypeAdapter,
+which also validates it when read back and publishes its JSON Schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+SCHEMA_VERSION = "1.0"
+
+
+class Severity(str, Enum):
+    """How much a finding matters to an adoption decision."""
+
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self.value]
+
+
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+SEVERITIES: tuple[Severity, ...] = tuple(Severity)
+
+RefKind = Literal["hub", "local-folder", "card-file"]
+LicenseClass = Literal[
+    "permissive", "copyleft", "restricted_use", "noncommercial", "other", "unknown", "missing"
+]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What the user asked to audit: a Hub repo id (with revision), a local folder or a card file."""
+
+    raw: str
+    kind: RefKind
+    repo_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    name: str | None = None
+
+    @property
+    def display(self) -> str:
+        if self.name:
+            return self.name
+        if self.kind == "hub":
+            return f"{self.repo_id}@{self.revision}" if self.revision else str(self.repo_id)
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a reviewer should know, with a stable id users can waive."""
+
+    id: str
+    severity: Severity
+    category: str
+    title: str
+    detail: str
+    evidence: tuple[str, ...] = ()
+    recommendation: str = ""
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class SectionFact:
+    """Whether a recommended card section is present, and where."""
+
+    key: str
+    label: str
+    present: bool
+    placeholder: bool = False
+    heading: str = ""
+    line: int | None = None
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class EvalResultFact:
+    """One declared evaluation result from the card's `model-index`."""
+
+    task_type: str
+    dataset_name: str
+    dataset_type: str
+    metric_type: str
+    metric_value: str
+    metric_name: str = ""
+    dataset_split: str = ""
+    dataset_config: str = ""
+    verified: bool | None = None
+
+
+@dataclass(frozen=True)
+class ArchitectureFacts:
+    """What `config.json` says about the network: drives inference cost."""
+
+    model_type: str | None = None
+    architectures: tuple[str, ...] = ()
+    context_length: int | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    intermediate_size: int | None = None
+    vocab_size: int | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
+    attention: str | None = None
+    sliding_window: int | None = None
+    num_experts: int | None = None
+    torch_dtype: str | None = None
+    auto_map: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class HubFacts:
+    """Hub metadata from `model_info` / `dataset_info`."""
+
+    sha: str | None = None
+    last_modified: str | None = None
+    created_at: str | None = None
+    gated: str | None = None
+    private: bool | None = None
+    disabled: bool | None = None
+    downloads: int | None = None
+    likes: int | None = None
+    library_name: str | None = None
+    pipeline_tag: str | None = None
+    tags: tuple[str, ...] = ()
+    base_models: tuple[str, ...] = ()
+    safetensors_total: int | None = None
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Facts about one model: its card, Hub metadata, files and architecture."""
+
+    subject: str
+    source: str
+    readable: bool = True
+    has_card: bool = True
+    has_metadata: bool = False
+    resolved_revision: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    licenses: tuple[str, ...] = ()
+    license_name: str | None = None
+    license_link: str | None = None
+    license_class: LicenseClass = "missing"
+    datasets: tuple[str, ...] = ()
+    base_models: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    title: str = ""
+    sections: tuple[SectionFact, ...] = ()
+    documentation_score: float = 0.0
+    eval_results: tuple[EvalResultFact, ...] = ()
+    hub: HubFacts | None = None
+    hub_error: str | None = None
+    architecture: ArchitectureFacts | None = None
+    parameters: int | None = None
+    parameters_source: str | None = None
+    size_class: str | None = None
+    files: tuple[str, ...] = ()
+    card_bytes: int = 0
+    card_truncated: bool = False
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """Facts about one training dataset the model card declares."""
+
+    id: str
+    available: bool
+    error: str | None = None
+    source: str = "hub"
+    resolved_revision: str | None = None
+    pretty_name: str | None = None
+    licenses: tuple[str, ...] = ()
+    license_class: LicenseClass = "missing"
+    task_categories: tuple[str, ...] = ()
+    size_categories: tuple[str, ...] = ()
+    personal_info: Literal["present", "absent", "unclear", "undocumented"] = "undocumented"
+    personal_info_excerpt: str = ""
+    bias_documented: bool = False
+    sections: tuple[SectionFact, ...] = ()
+    gated: str | None = None
+    last_modified: str | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """A metric value with its confidence interval (filled by the probe stages)."""
+
+    name: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    group: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The result of one probe suite (filled by the probe stages)."""
+
+    suite: str
+    version: str
+    metrics: tuple[MetricResult, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """How the audit was run: enough to reproduce it."""
+
+    tool_version: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    inputs: dict[str, Any]
+    resolved_revision: str | None
+    library_versions: dict[str, str]
+    hub_endpoint: str | None = None
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The overall summary before any policy is applied."""
+
+    rating: Literal["low risk", "review", "high risk"]
+    highest_severity: Severity | None
+    counts: dict[str, int]
+    summary: str
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """One audit: the single object every renderer reads."""
+
+    schema_version: str
+    run: RunInfo
+    subject: ModelRef
+    card: CardFacts
+    base_models: tuple[CardFacts, ...]
+    datasets: tuple[DatasetFacts, ...]
+    findings: tuple[Finding, ...]
+    probes: tuple[ProbeResult, ...]
+    verdict: Verdict

@@ -1,0 +1,67 @@
+"""report.md: a short summary fit to paste into a pull request or a governance ticket.
+
+Every value that comes from a card is escaped, so a card cannot inject Markdown, HTML,
+links or table breaks into the ticket.
+"""
+
+from __future__ import annotations
+
+import re
+
+from audit.model import AuditReport, Severity
+from audit.render.html import fmt_params
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+
+
+def md_escape(text: object, limit: int = 300) -> str:
+    """Escape untrusted text for inline Markdown (one line, no HTML, no links, no table breaks)."""
+    s = str(text)
+    s = re.sub(r"\s+", " ", s).strip()
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    s = s.replace("&", "&amp;")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    # Defuse autolinks that GitHub makes from bare URLs.
+    return s.replace("://", ":&#8203;//")
+
+
+def render_markdown(report: AuditReport) -> bytes:
+    """The summary as UTF-8 Markdown."""
+    r, card, v = report, report.card, report.verdict
+    lines = [
+        f"## Model risk audit: {md_escape(r.subject.display)}",
+        "",
+        f"**Verdict: {v.rating.upper()}**: {md_escape(v.summary)}",
+        "",
+        "| critical | high | medium | low | info |",
+        "|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(str(v.counts.get(s.value, 0)) for s in reversed(Severity)) + " |",
+        "",
+        "| Fact | Value |",
+        "|---|---|",
+        f"| Revision | `{md_escape(r.run.resolved_revision or 'local')}` |",
+        f"| Licence | {md_escape(', '.join(card.licenses) or 'none declared')} ({card.license_class.replace('_', ' ')}) |",
+        f"| Size | {md_escape(card.size_class or 'unknown')} · {fmt_params(card.parameters)} parameters |",
+        f"| Documentation score | {card.documentation_score} / 100 |",
+        f"| Training datasets declared | {len(card.datasets)} |",
+        f"| Base model | {md_escape(', '.join(card.base_models) or 'none declared')} |",
+        "",
+    ]
+    ranked = [f for f in r.findings if f.severity.rank >= Severity.medium.rank]
+    if ranked:
+        lines += ["### Findings (medium and above)", ""]
+        for f in ranked:
+            lines.append(f"- **{f.severity.value}** `{f.id}`: {md_escape(f.title)}")
+        rest = len(r.findings) - len(ranked)
+        if rest:
+            lines += ["", f"{rest} further low and info findings are in the full report."]
+    else:
+        lines.append("No finding of medium severity or above.")
+    lines += [
+        "",
+        f"<sub>model-risk-audit {md_escape(r.run.tool_version)} · {md_escape(r.run.finished_at)} UTC · "
+        "full report: report.html / report.pdf / report.json</sub>",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
