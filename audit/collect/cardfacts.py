@@ -124,31 +124,33 @@ def model_sections(parsed: ParsedCard) -> tuple[tuple[SectionFact, ...], float]:
     return facts, completeness_score(facts)
 
 
-_PI_NEGATIVE = re.compile(
-    r"\b(does not|doesn't|do not|don't|no|not|never|without)\b[^.]{0,60}\b(personal|sensitive|pii|identif)"
-    r"|\banonymi[sz]ed\b|\bremoved\b[^.]{0,40}\b(personal|names|pii)",
+_PI_TOPIC = re.compile(r"\b(personal|sensitive|pii|private|identif\w*|names?|e-?mails?|addresses|phone)\b", re.I)
+_PI_NEGATION = re.compile(
+    r"\b(does not|doesn't|do not|don't|did not|no|not|never|without|free of|none)\b|\banonymi[sz]ed\b|\bremoved\b|\bscrubbed\b",
     re.I,
 )
-_PI_POSITIVE = re.compile(
-    r"\b(contains?|may contain|might contain|includes?|could contain|can contain|present)\b[^.]{0,80}"
-    r"\b(personal|sensitive|pii|names|e-?mail|addresses|phone|identif|private)"
-    r"|\b(personal|sensitive|identifying) (information|data)\b[^.]{0,40}\b(is|are|may be|might be) (present|included)",
-    re.I,
-)
+_PI_PRESENCE = re.compile(r"\b(contain\w*|includ\w*|present|may have|has|have|exposed?|mentions?)\b", re.I)
 
 
 def personal_info_statement(section: SectionFact | None) -> tuple[str, str]:
-    """Classify what a dataset card says about personal information: present/absent/unclear/undocumented."""
+    """Classify what a dataset card says about personal information: present/absent/unclear/undocumented.
+
+    Sentence by sentence: a sentence about personal data that asserts presence without a
+    negation means "present"; one that negates it (or says it was removed) means "absent".
+    Presence wins over absence, since one admitted source of personal data is enough.
+    """
     if section is None or not section.present:
         return "undocumented", ""
     text = section.excerpt
-    positive = bool(_PI_POSITIVE.search(text))
-    negative = bool(_PI_NEGATIVE.search(text))
-    if positive:
-        return "present", text[:400]
-    if negative:
-        return "absent", text[:400]
-    return "unclear", text[:400]
+    verdict = "unclear"
+    for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
+        if not _PI_TOPIC.search(sentence):
+            continue
+        if _PI_NEGATION.search(sentence):
+            verdict = "absent" if verdict == "unclear" else verdict
+        elif _PI_PRESENCE.search(sentence):
+            return "present", text[:400]
+    return verdict, text[:400]
 
 
 def dataset_facts(dataset_id: str, parsed: ParsedCard, *, source: str, resolved_revision: str | None,

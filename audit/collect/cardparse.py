@@ -153,20 +153,27 @@ _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)
 
 
 def decode_card(data: bytes) -> str | None:
-    """Decode card bytes as UTF-8 (BOM allowed). None when the bytes are not text."""
-    if b"\x00" in data[:65536]:
-        # UTF-16 with a BOM is still text; anything else with NUL bytes is binary.
-        for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-            if data.startswith(bom):
-                try:
-                    return data[2:].decode(codec)
-                except UnicodeDecodeError:
-                    return None
-        return None
+    """Decode card bytes as UTF-8 (or UTF-16 with a BOM). None when the bytes are not text.
+
+    Valid UTF-8 with a few stray NUL characters is text (NULs become U+FFFD); bytes that
+    are mostly NULs or not UTF-8 at all are binary.
+    """
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                return data[2:].decode(codec)
+            except UnicodeDecodeError:
+                return None
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
+    nuls = text.count("\x00")
+    if nuls:
+        if nuls > max(8, len(text) // 100):
+            return None
+        text = text.replace("\x00", "\ufffd")
+    return text
 
 
 def parse_card(

@@ -101,7 +101,9 @@ def map_hub_error(exc: BaseException, repo_id: str, revision: str | None, repo_t
     return CollectionError(f"collecting {kind} repo '{repo_id}' failed: {name}: {str(exc)[:200]}", "")
 
 
-def _download(repo_id: str, filename: str, revision: str | None, repo_type: str, options: AuditOptions) -> Path:
+def _download(
+    repo_id: str, filename: str, revision: str | None, repo_type: str, options: AuditOptions, cache_only: bool
+) -> Path:
     from huggingface_hub import hf_hub_download
 
     return Path(
@@ -112,7 +114,7 @@ def _download(repo_id: str, filename: str, revision: str | None, repo_type: str,
             repo_type=repo_type,
             cache_dir=_cache(options),
             etag_timeout=options.timeout,
-            local_files_only=offline_mode(),
+            local_files_only=cache_only,
         )
     )
 
@@ -183,6 +185,7 @@ def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, rep
     out = HubFetch()
     api = HfApi()
     offline = offline_mode()
+    hub_down: CollectionError | None = None
     if not offline:
         try:
             getter = api.dataset_info if repo_type == "dataset" else api.model_info
@@ -199,27 +202,33 @@ def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, rep
             status = exc.response.status_code if exc.response is not None else 0
             if status in (401, 403):
                 raise map_hub_error(exc, repo_id, revision, repo_type) from None
-            out.info_error = str(map_hub_error(exc, repo_id, revision, repo_type))
+            hub_down = map_hub_error(exc, repo_id, revision, repo_type)
+            out.info_error = str(hub_down)
         except Exception as exc:  # noqa: BLE001 - metadata is optional; the card may still be cached
-            out.info_error = str(map_hub_error(exc, repo_id, revision, repo_type))
+            hub_down = map_hub_error(exc, repo_id, revision, repo_type)
+            out.info_error = str(hub_down)
     else:
         out.info_error = "Hub metadata not collected: HF_HUB_OFFLINE is set"
     # Pin later downloads to the resolved commit so card, config and metadata agree.
     pinned = out.resolved_revision or revision
+    # When the Hub is failing, read the cache only: huggingface_hub would otherwise retry for ~25 s per file.
+    cache_only = offline or hub_down is not None
     try:
-        path = _download(repo_id, CARD_FILE, pinned, repo_type, options)
+        path = _download(repo_id, CARD_FILE, pinned, repo_type, options, cache_only)
         out.card = _read_limited(path, options.max_card_bytes)
         out.extra["card_size"] = path.stat().st_size
         out.resolved_revision = out.resolved_revision or _revision_from_cache_path(path)
     except hf.EntryNotFoundError as exc:
         if isinstance(exc, hf.LocalEntryNotFoundError) and out.info is None:
+            if hub_down is not None:
+                raise hub_down from None
             raise map_hub_error(exc, repo_id, revision, repo_type) from None
         out.card_missing = True
     except Exception as exc:  # noqa: BLE001
         raise map_hub_error(exc, repo_id, revision, repo_type) from None
     if repo_type == "model" and want_config and (not out.files or "config.json" in out.files):
         try:
-            cpath = _download(repo_id, "config.json", pinned, repo_type, options)
+            cpath = _download(repo_id, "config.json", pinned, repo_type, options, cache_only)
             from audit.collect.architecture import MAX_CONFIG_BYTES, load_config_json
 
             out.config = load_config_json(_read_limited(cpath, MAX_CONFIG_BYTES))

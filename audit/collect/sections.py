@@ -32,6 +32,7 @@ class SectionSpec:
     key: str
     label: str
     patterns: tuple[str, ...]
+    exclude: str = r"(?!)"  # headings matching this never count for the section
 
 
 # Patterns are matched (re.search) against the normalised heading: lower case, no accents.
@@ -56,6 +57,7 @@ MODEL_SECTIONS: tuple[SectionSpec, ...] = (
             r"^model use\b|\bprimary (intended )?uses?\b|\bapplications?\b",
             r"verwendung|einsatzzweck|anwendung|utilisation|usos? previsto|uso previsto|utilizzo|用途|使用场景",
         ),
+        exclude=r"out[ -]of[ -]scope|misuse|not intended|unintended|prohibited|malicious|forbidden|nicht vorgesehen",
     ),
     SectionSpec(
         "out_of_scope_uses",
@@ -255,7 +257,7 @@ def detect_sections(
     for spec in specs:
         best: SectionFact | None = None
         for idx, h in enumerate(headings):
-            if not h.norm or not any(re.search(p, h.norm) for p in spec.patterns):
+            if not h.norm or not any(re.search(p, h.norm) for p in spec.patterns) or re.search(spec.exclude, h.norm):
                 continue
             body = _section_text(lines, headings, idx)
             substantive = len(_substance(body)) >= MIN_CONTENT_CHARS

@@ -1,0 +1,68 @@
+"""Test setup: the fake Hub starts before huggingface_hub is imported (HF_ENDPOINT is read at import)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakehub import FakeHub  # noqa: E402
+
+assert "huggingface_hub" not in sys.modules, "huggingface_hub was imported before the fake Hub was configured"
+
+_HOME = tempfile.mkdtemp(prefix="model-audit-tests-")
+HUB = FakeHub().start()
+os.environ.update(
+    {
+        "HF_ENDPOINT": HUB.url,
+        "HF_HOME": os.path.join(_HOME, "hf"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HUB_DOWNLOAD_TIMEOUT": "3",
+        "HF_HUB_ETAG_TIMEOUT": "3",
+        "TORCH_HOME": os.path.join(_HOME, "torch"),
+        "MPLCONFIGDIR": os.path.join(_HOME, "mpl"),
+        "XDG_CACHE_HOME": os.path.join(_HOME, "cache"),
+    }
+)
+for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
+    os.environ.pop(var, None)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    """The fake Hub, emptied for each test."""
+    HUB.reset()
+    yield HUB
+    HUB.reset()
+
+
+@pytest.fixture
+def options(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """AuditOptions with a private Hugging Face cache per test."""
+    from audit.config import AuditOptions
+
+    return AuditOptions(cache_dir=tmp_path / "hf-cache", timeout=3)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip with the reason."""
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared/data is absent ({SHARED}); these tests need the shared real cards and probe sets")
+    return SHARED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_shared)
