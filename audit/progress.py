@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 log = logging.getLogger("audit")
@@ -20,7 +20,7 @@ class Task(Protocol):
 class Progress(Protocol):
     """What the pipeline stages report progress to."""
 
-    def task(self, description: str, total: int | None) -> Iterator[Task]: ...
+    def task(self, description: str, total: int | None) -> AbstractContextManager[Task]: ...
 
 
 class _NullTask:
@@ -87,8 +87,14 @@ class RichProgress:
         )
         from rich.progress import Progress as RichBar
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn()]
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
         with RichBar(*columns, console=Console(stderr=True), transient=False) as bar:
             tid = bar.add_task(description, total=total)
             yield _RichTask(bar, tid)

@@ -34,10 +34,11 @@ def report_from_json(text: str | bytes, source: str = "report.json") -> AuditRep
     try:
         return _adapter().validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        msg = errors[0]["msg"] if errors else ""
         raise UsageError(
-            f"{source} is not a valid audit report ({exc.error_count()} errors; first at '{where}': {first.get('msg', '')})",
+            f"{source} is not a valid audit report ({exc.error_count()} errors; first at '{where}': {msg})",
             "re-run `model-audit run` to produce a fresh report",
         ) from None
 

@@ -58,7 +58,9 @@ def options(tmp_path: Path):  # type: ignore[no-untyped-def]
 def shared_data() -> Path:
     """../shared/data, or skip with the reason."""
     if not SHARED.is_dir():
-        pytest.skip(f"../shared/data is absent ({SHARED}); these tests need the shared real cards and probe sets")
+        pytest.skip(
+            f"../shared/data is absent ({SHARED}); these tests need the shared real cards and probe sets"
+        )
     return SHARED
 
 

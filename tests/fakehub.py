@@ -32,9 +32,13 @@ class Repo:
     gated: bool = False  # 403 GatedRepo unless the request carries GOOD_TOKEN
     delay: float = 0.0  # seconds to wait before answering
 
-    def commit(self, files: dict[str, bytes | str], ref: str = "main", info: dict[str, Any] | None = None) -> str:
+    def commit(
+        self, files: dict[str, bytes | str], ref: str = "main", info: dict[str, Any] | None = None
+    ) -> str:
         data = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
-        digest = hashlib.sha1(repr(sorted(data.items())).encode() + ref.encode() + str(len(self.commits)).encode())
+        digest = hashlib.sha1(
+            repr(sorted(data.items())).encode() + ref.encode() + str(len(self.commits)).encode()
+        )
         sha = digest.hexdigest()
         self.commits[sha] = data
         self.refs[ref] = sha
@@ -79,8 +83,14 @@ class FakeHub:
             self.repos.clear()
             self.requests.clear()
 
-    def add(self, repo_id: str, files: dict[str, bytes | str], *, repo_type: str = "model", **kw: Any) -> Repo:
-        repo = Repo(repo_id, repo_type, **{k: v for k, v in kw.items() if k in {"status", "api_status", "gated", "delay"}})
+    def add(
+        self, repo_id: str, files: dict[str, bytes | str], *, repo_type: str = "model", **kw: Any
+    ) -> Repo:
+        repo = Repo(
+            repo_id,
+            repo_type,
+            **{k: v for k, v in kw.items() if k in {"status", "api_status", "gated", "delay"}},
+        )
         repo.commit(files, info=kw.get("info"))
         with self.lock:
             self.repos[(repo_type, repo_id)] = repo
@@ -205,6 +215,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             body = files[name]
             etag = hashlib.sha256(body).hexdigest()
-            self._send(200, body, {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"})
+            self._send(
+                200,
+                body,
+                {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"},
+            )
 
     return Handler

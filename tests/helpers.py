@@ -64,8 +64,13 @@ def safetensors_bytes(shapes: dict[str, list[int]]) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + b"\x00" * offset
 
 
-def model_folder(root: Path, *, card_text: str | None, files: dict[str, bytes | str] | None = None,
-                 config: dict[str, Any] | None = None) -> Path:
+def model_folder(
+    root: Path,
+    *,
+    card_text: str | None,
+    files: dict[str, bytes | str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
     """A local model folder as `huggingface-cli download` leaves it."""
     root.mkdir(parents=True, exist_ok=True)
     if card_text is not None:

@@ -167,8 +167,30 @@ def test_fuzz_bytes_never_raise(data: bytes) -> None:
 
 yaml_fragments = st.lists(
     st.sampled_from(
-        ["a: 1\n", "- x\n", "&a [1]\n", "*a\n", "b: &b {c: *b}\n", "{", "}", "[", "]", ": ", "? ", "!!str ", "'", '"',
-         "\t", "  ", "license: [mit, {x: y}]\n", "datasets: 3\n", "model-index: text\n", "%YAML 1.1\n", "---\n", "...\n"]
+        [
+            "a: 1\n",
+            "- x\n",
+            "&a [1]\n",
+            "*a\n",
+            "b: &b {c: *b}\n",
+            "{",
+            "}",
+            "[",
+            "]",
+            ": ",
+            "? ",
+            "!!str ",
+            "'",
+            '"',
+            "\t",
+            "  ",
+            "license: [mit, {x: y}]\n",
+            "datasets: 3\n",
+            "model-index: text\n",
+            "%YAML 1.1\n",
+            "---\n",
+            "...\n",
+        ]
     ),
     max_size=40,
 )

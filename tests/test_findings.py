@@ -20,8 +20,15 @@ CLEAN_DATASET = card(
     "# Clean\n\n### Personal and Sensitive Information\n\nThe data does not contain personal information; authors were anonymized.\n\n"
     "### Discussion of Biases\n\nReviews over-represent English speakers from North America and younger users.\n",
 )
-CONFIG = {"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-          "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 64}
+CONFIG = {
+    "model_type": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "vocab_size": 100,
+    "max_position_embeddings": 64,
+}
 WEIGHTS = {"model.safetensors": safetensors_bytes({"w": [100, 32], "b": [32]})}
 
 
@@ -29,10 +36,22 @@ def ids(report: Any) -> set[str]:
     return {f.id for f in report.findings}
 
 
-def run_hub(hub: Any, options: Any, *, meta: dict[str, Any] | None = CLEAN_META, body: str = FULL_BODY,
-            files: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
-            datasets: dict[str, str] | None = None, **repo_kw: Any) -> Any:
-    model_files: dict[str, Any] = {"README.md": card(meta, body), "config.json": json.dumps(CONFIG), **WEIGHTS}
+def run_hub(
+    hub: Any,
+    options: Any,
+    *,
+    meta: dict[str, Any] | None = CLEAN_META,
+    body: str = FULL_BODY,
+    files: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+    datasets: dict[str, str] | None = None,
+    **repo_kw: Any,
+) -> Any:
+    model_files: dict[str, Any] = {
+        "README.md": card(meta, body),
+        "config.json": json.dumps(CONFIG),
+        **WEIGHTS,
+    }
     if files is not None:
         model_files = {"README.md": card(meta, body), **files}
     hub.add_model("org/model", model_files, info=info, **repo_kw)
@@ -53,7 +72,9 @@ def test_clean_model_has_only_the_size_class(hub: Any, options: Any) -> None:
 
 
 def test_clean_local_folder_has_only_the_size_class(tmp_path: Path, options: Any) -> None:
-    folder = model_folder(tmp_path / "m", card_text=card({**CLEAN_META, "datasets": None}), config=CONFIG, files=WEIGHTS)
+    folder = model_folder(
+        tmp_path / "m", card_text=card({**CLEAN_META, "datasets": None}), config=CONFIG, files=WEIGHTS
+    )
     report = audit_model(str(folder), options, now=NOW)
     assert ids(report) == {"size.class", "data.undisclosed"}
     assert report.card.parameters == 3232 and report.card.parameters_source == "safetensors headers"
@@ -73,12 +94,24 @@ def test_clean_local_folder_has_only_the_size_class(tmp_path: Path, options: Any
         ({**CLEAN_META, "datasets": []}, FULL_BODY, {"data.undisclosed"}),
         ({**CLEAN_META, "license": ["mit", "apache-2.0"]}, FULL_BODY, {"docs.metadata_invalid"}),
         ({**CLEAN_META, "model-index": "just text"}, FULL_BODY, {"docs.metadata_invalid"}),
-        ({**CLEAN_META, "model-index": [{"name": "m", "results": [{"task": {"type": "x"}}]}]}, FULL_BODY,
-         {"docs.metadata_invalid"}),
-        (CLEAN_META, FULL_BODY.replace("## Intended uses", "## Something else"), {"docs.section_missing.intended_uses"}),
-        (CLEAN_META, FULL_BODY.replace("## Environmental impact\nAbout 3 kg CO2eq were emitted during training on one A100 GPU for five hours in total.",
-                                       "## Environmental impact\n[More Information Needed]"),
-         {"docs.section_missing.environmental_impact"}),
+        (
+            {**CLEAN_META, "model-index": [{"name": "m", "results": [{"task": {"type": "x"}}]}]},
+            FULL_BODY,
+            {"docs.metadata_invalid"},
+        ),
+        (
+            CLEAN_META,
+            FULL_BODY.replace("## Intended uses", "## Something else"),
+            {"docs.section_missing.intended_uses"},
+        ),
+        (
+            CLEAN_META,
+            FULL_BODY.replace(
+                "## Environmental impact\nAbout 3 kg CO2eq were emitted during training on one A100 GPU for five hours in total.",
+                "## Environmental impact\n[More Information Needed]",
+            ),
+            {"docs.section_missing.environmental_impact"},
+        ),
     ],
 )
 def test_card_findings(tmp_path: Path, options: Any, meta: Any, body: str, expected: set[str]) -> None:
@@ -88,12 +121,26 @@ def test_card_findings(tmp_path: Path, options: Any, meta: Any, body: str, expec
 
 
 def test_every_missing_section_has_its_own_id(tmp_path: Path, options: Any) -> None:
-    folder = model_folder(tmp_path / "m", card_text=card(CLEAN_META, "# Title only\n"), config=CONFIG, files=WEIGHTS)
+    folder = model_folder(
+        tmp_path / "m", card_text=card(CLEAN_META, "# Title only\n"), config=CONFIG, files=WEIGHTS
+    )
     report = audit_model(str(folder), options.model_copy(update={"fetch_datasets": False}), now=NOW)
     sections = {f.id for f in report.findings if f.id.startswith("docs.section_missing.")}
-    assert sections == {f"docs.section_missing.{k}" for k in (
-        "model_description", "intended_uses", "out_of_scope_uses", "bias_risks_limitations", "training_data",
-        "training_procedure", "evaluation", "environmental_impact", "citation", "contact")}
+    assert sections == {
+        f"docs.section_missing.{k}"
+        for k in (
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+            "environmental_impact",
+            "citation",
+            "contact",
+        )
+    }
     assert report.card.documentation_score == 0.0
     sev = {f.id: f.severity.value for f in report.findings}
     assert sev["docs.section_missing.bias_risks_limitations"] == "high"
@@ -101,7 +148,12 @@ def test_every_missing_section_has_its_own_id(tmp_path: Path, options: Any) -> N
 
 
 def test_unreadable_card(tmp_path: Path, options: Any) -> None:
-    folder = model_folder(tmp_path / "m", card_text=None, config=CONFIG, files={**WEIGHTS, "README.md": b"\xff\xfe\x00\x01" * 50})
+    folder = model_folder(
+        tmp_path / "m",
+        card_text=None,
+        config=CONFIG,
+        files={**WEIGHTS, "README.md": b"\xff\xfe\x00\x01" * 50},
+    )
     folder.joinpath("README.md").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     report = audit_model(str(folder), options, now=NOW)
     assert "docs.unreadable" in ids(report)
@@ -110,7 +162,11 @@ def test_unreadable_card(tmp_path: Path, options: Any) -> None:
 
 def test_no_card(tmp_path: Path, options: Any) -> None:
     folder = model_folder(tmp_path / "m", card_text=None, config=CONFIG, files=WEIGHTS)
-    assert ids(audit_model(str(folder), options, now=NOW)) == {"docs.no_card", "license.missing", "size.class"}
+    assert ids(audit_model(str(folder), options, now=NOW)) == {
+        "docs.no_card",
+        "license.missing",
+        "size.class",
+    }
 
 
 def test_pickle_only_weights(tmp_path: Path, options: Any) -> None:
@@ -128,7 +184,12 @@ def test_pickle_only_weights(tmp_path: Path, options: Any) -> None:
 def test_remote_code(tmp_path: Path, options: Any) -> None:
     o = options.model_copy(update={"fetch_datasets": False})
     cfg = {**CONFIG, "auto_map": {"AutoModel": "modeling_x.XModel"}}
-    a = model_folder(tmp_path / "a", card_text=card(CLEAN_META), config=cfg, files={**WEIGHTS, "modeling_x.py": "import os"})
+    a = model_folder(
+        tmp_path / "a",
+        card_text=card(CLEAN_META),
+        config=cfg,
+        files={**WEIGHTS, "modeling_x.py": "import os"},
+    )
     f = next(f for f in audit_model(str(a), o, now=NOW).findings if f.id == "code.remote_code")
     assert "file: modeling_x.py" in f.evidence
     assert "config.json auto_map: AutoModel -> modeling_x.XModel" in f.evidence
@@ -151,7 +212,10 @@ def test_gated_and_stale_from_hub_metadata(hub: Any, options: Any, monkeypatch: 
 
 def test_dataset_findings(hub: Any, options: Any) -> None:
     datasets = {
-        "org/nc": card({"license": ["cc-by-nc-4.0"]}, "# NC\n### Personal and Sensitive Information\n\nThe corpus contains names and e-mail addresses of forum users.\n"),
+        "org/nc": card(
+            {"license": ["cc-by-nc-4.0"]},
+            "# NC\n### Personal and Sensitive Information\n\nThe corpus contains names and e-mail addresses of forum users.\n",
+        ),
         "org/nolicense": card({"language": ["en"]}, "# No licence\n"),
         "org/missing": None,
     }
@@ -163,8 +227,14 @@ def test_dataset_findings(hub: Any, options: Any) -> None:
     assert found["dataset.card_unavailable"].evidence == ("org/missing: not found on the Hub (or private)",)
     assert found["dataset.personal_info"].severity.value == "medium"
     assert "org/nc: card says personal information is present" in found["dataset.personal_info"].evidence
-    assert "org/nolicense: card says nothing about personal information" in found["dataset.personal_info"].evidence
-    assert set(found["dataset.bias_undocumented"].evidence) == {"org/nc: no discussion of biases", "org/nolicense: no discussion of biases"}
+    assert (
+        "org/nolicense: card says nothing about personal information"
+        in found["dataset.personal_info"].evidence
+    )
+    assert set(found["dataset.bias_undocumented"].evidence) == {
+        "org/nc: no discussion of biases",
+        "org/nolicense: no discussion of biases",
+    }
     conflict = found["license.conflict"]
     assert conflict.severity.value == "high" and "org/nc" in conflict.title
 
@@ -179,8 +249,11 @@ def test_license_conflict_with_base_model(hub: Any, options: Any) -> None:
     # The same base under the same licence is no conflict.
     hub.reset()
     hub.add_model("meta-llama/Llama-3.1-8B", {"README.md": card({"license": "llama3.1"}, FULL_BODY)})
-    same = run_hub(hub, options.model_copy(update={"cache_dir": options.cache_dir.parent / "c2"}),
-                   meta={**CLEAN_META, "license": "llama3.1", "base_model": "meta-llama/Llama-3.1-8B"})
+    same = run_hub(
+        hub,
+        options.model_copy(update={"cache_dir": options.cache_dir.parent / "c2"}),
+        meta={**CLEAN_META, "license": "llama3.1", "base_model": "meta-llama/Llama-3.1-8B"},
+    )
     assert "license.conflict" not in ids(same)
 
 
@@ -195,24 +268,47 @@ def test_size_class_threshold(hub: Any, options: Any) -> None:
     f = next(f for f in report.findings if f.id == "size.class")
     assert f.title == "Large language model (70.0B parameters)"
     assert "about 140 GB" in f.detail
-    small = run_hub(hub, options.model_copy(update={"llm_threshold": 1e12, "cache_dir": options.cache_dir.parent / "c2"}), info=info)
+    small = run_hub(
+        hub,
+        options.model_copy(update={"llm_threshold": 1e12, "cache_dir": options.cache_dir.parent / "c2"}),
+        info=info,
+    )
     assert next(f for f in small.findings if f.id == "size.class").title.startswith("Small language model")
 
 
 def test_size_unknown(tmp_path: Path, options: Any) -> None:
     card_file = tmp_path / "card.md"
     card_file.write_text(card(CLEAN_META))
-    assert "size.unknown" in ids(audit_model(str(card_file), options.model_copy(update={"fetch_datasets": False}), now=NOW))
+    assert "size.unknown" in ids(
+        audit_model(str(card_file), options.model_copy(update={"fetch_datasets": False}), now=NOW)
+    )
 
 
 @pytest.mark.parametrize(
     "lic,cls",
-    [("apache-2.0", "permissive"), ("MIT", "permissive"), ("Apache 2.0", "permissive"), ("cc-by-4.0", "permissive"),
-     ("cc0-1.0", "permissive"), ("odc-by", "permissive"), ("cc-by-sa-4.0", "copyleft"), ("gpl-3.0", "copyleft"),
-     ("agpl-3.0", "copyleft"), ("gfdl", "copyleft"), ("cc-by-nc-sa-4.0", "noncommercial"), ("cc-by-nc-nd-4.0", "noncommercial"),
-     ("openrail", "restricted_use"), ("creativeml-openrail-m", "restricted_use"), ("llama2", "restricted_use"),
-     ("gemma", "restricted_use"), ("cc-by-nd-4.0", "restricted_use"), ("other", "other"), ("acme-custom", "other"),
-     ("unknown", "missing"), ("", "missing")],
+    [
+        ("apache-2.0", "permissive"),
+        ("MIT", "permissive"),
+        ("Apache 2.0", "permissive"),
+        ("cc-by-4.0", "permissive"),
+        ("cc0-1.0", "permissive"),
+        ("odc-by", "permissive"),
+        ("cc-by-sa-4.0", "copyleft"),
+        ("gpl-3.0", "copyleft"),
+        ("agpl-3.0", "copyleft"),
+        ("gfdl", "copyleft"),
+        ("cc-by-nc-sa-4.0", "noncommercial"),
+        ("cc-by-nc-nd-4.0", "noncommercial"),
+        ("openrail", "restricted_use"),
+        ("creativeml-openrail-m", "restricted_use"),
+        ("llama2", "restricted_use"),
+        ("gemma", "restricted_use"),
+        ("cc-by-nd-4.0", "restricted_use"),
+        ("other", "other"),
+        ("acme-custom", "other"),
+        ("unknown", "missing"),
+        ("", "missing"),
+    ],
 )
 def test_license_classes(lic: str, cls: str) -> None:
     assert classify_license(lic) == cls

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from audit.collect.sections import DATASET_SECTIONS, MODEL_SECTIONS, completeness_score, detect_sections, normalise_heading
+from audit.collect.sections import (
+    DATASET_SECTIONS,
+    MODEL_SECTIONS,
+    completeness_score,
+    detect_sections,
+    normalise_heading,
+)
 
 FILLER = "This paragraph has enough real words in it to count as documentation of the section."
 
@@ -99,7 +105,10 @@ def test_line_numbers_include_front_matter_offset() -> None:
 def test_fallbacks_intro_bibtex_model_index_co2() -> None:
     intro = "This model detects hate speech in English tweets. It was fine-tuned from multilingual BERT by the authors."
     text = f"{intro}\n\n## Usage\n\n```\n@article{{key2020,\n title={{T}}\n}}\n```\n"
-    facts = {s.key: s for s in detect_sections(text, MODEL_SECTIONS, metadata={"model-index": [{}], "co2_eq_emissions": 3})}
+    facts = {
+        s.key: s
+        for s in detect_sections(text, MODEL_SECTIONS, metadata={"model-index": [{}], "co2_eq_emissions": 3})
+    }
     assert facts["model_description"].present and facts["model_description"].heading == "(introductory text)"
     assert facts["citation"].present and facts["citation"].line == 6
     assert facts["evaluation"].heading == "(metadata: model-index)"

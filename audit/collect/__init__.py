@@ -107,7 +107,7 @@ def build_card_facts(
         licenses=licenses,
         license_name=str_value(meta, "license_name", problems),
         license_link=str_value(meta, "license_link", problems),
-        license_class=lic_class,  # type: ignore[arg-type]
+        license_class=lic_class,
         datasets=datasets,
         base_models=base_models,
         languages=str_list(meta, "language", problems),
@@ -135,7 +135,10 @@ def _parse(data: bytes | None, options: AuditOptions, total_size: int | None = N
     if data is None:
         return None
     return parse_card(
-        data, max_card_bytes=options.max_card_bytes, max_metadata_bytes=options.max_metadata_bytes, total_size=total_size
+        data,
+        max_card_bytes=options.max_card_bytes,
+        max_metadata_bytes=options.max_metadata_bytes,
+        total_size=total_size,
     )
 
 
@@ -213,8 +216,12 @@ def collect_dataset(dataset_id: str, options: AuditOptions) -> DatasetFacts:
     except Exception as exc:  # noqa: BLE001 - one dataset never stops the audit
         return DatasetFacts(id=dataset_id, available=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
     if fetched_hub.card is None:
-        return DatasetFacts(id=dataset_id, available=False, error="the dataset repo has no README.md card",
-                            resolved_revision=fetched_hub.resolved_revision)
+        return DatasetFacts(
+            id=dataset_id,
+            available=False,
+            error="the dataset repo has no README.md card",
+            resolved_revision=fetched_hub.resolved_revision,
+        )
     parsed = _parse(fetched_hub.card, options, fetched_hub.extra.get("card_size"))
     assert parsed is not None
     info = fetched_hub.info
@@ -231,8 +238,13 @@ def collect_dataset(dataset_id: str, options: AuditOptions) -> DatasetFacts:
 def collect_base_model(repo_id: str, options: AuditOptions) -> CardFacts:
     """Card facts of a base model (one level, no datasets); failures are recorded, not raised."""
     if not is_repo_id(repo_id):
-        return CardFacts(subject=repo_id, source="hub", has_card=False, readable=False,
-                         problems=("not a valid Hub repo id",))
+        return CardFacts(
+            subject=repo_id,
+            source="hub",
+            has_card=False,
+            readable=False,
+            problems=("not a valid Hub repo id",),
+        )
     try:
         facts, _ = collect_model(ModelRef(raw=repo_id, kind="hub", repo_id=repo_id), options)
         return facts
@@ -256,11 +268,19 @@ def collect(ref: ModelRef, options: AuditOptions, progress: Progress | None = No
     datasets: list[DatasetFacts] = []
     if options.fetch_datasets and card.datasets:
         ids = list(card.datasets[: options.max_datasets])
-        with progress.task("dataset cards", len(ids)) as t, ThreadPoolExecutor(options.dataset_workers) as pool:
+        with (
+            progress.task("dataset cards", len(ids)) as t,
+            ThreadPoolExecutor(options.dataset_workers) as pool,
+        ):
             for ds in pool.map(lambda d: collect_dataset(d, options), ids):
                 datasets.append(ds)
                 t.advance()
         if len(card.datasets) > options.max_datasets:
-            card = replace(card, problems=card.problems + (
-                f"the card declares {len(card.datasets)} datasets; the first {options.max_datasets} were collected",))
+            card = replace(
+                card,
+                problems=card.problems
+                + (
+                    f"the card declares {len(card.datasets)} datasets; the first {options.max_datasets} were collected",
+                ),
+            )
     return Collected(card=card, base_models=tuple(bases), datasets=tuple(datasets), config=config)

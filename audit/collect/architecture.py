@@ -12,15 +12,58 @@ from audit.model import ArchitectureFacts
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
-_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length", "max_seq_len")
+_CONTEXT_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "n_ctx",
+    "max_sequence_length",
+    "seq_length",
+    "max_seq_len",
+)
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers")
 _HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 _HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "encoder_attention_heads", "n_heads")
 _FFN_KEYS = ("intermediate_size", "n_inner", "ffn_dim", "d_ff", "encoder_ffn_dim", "hidden_dim")
-_GATED_MLP = {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text",
-              "phi3", "olmo", "olmo2", "granite", "cohere", "deepseek_v2", "deepseek_v3", "internlm2", "stablelm", "starcoder2"}
-_LEARNED_POSITIONS = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "gpt2", "gpt_neo", "opt", "camembert",
-                      "deberta", "mpnet", "albert", "bart", "mbart", "whisper", "xlm"}
+_GATED_MLP = {
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen2_moe",
+    "qwen3",
+    "qwen3_moe",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "olmo",
+    "olmo2",
+    "granite",
+    "cohere",
+    "deepseek_v2",
+    "deepseek_v3",
+    "internlm2",
+    "stablelm",
+    "starcoder2",
+}
+_LEARNED_POSITIONS = {
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "distilbert",
+    "electra",
+    "gpt2",
+    "gpt_neo",
+    "opt",
+    "camembert",
+    "deberta",
+    "mpnet",
+    "albert",
+    "bart",
+    "mbart",
+    "whisper",
+    "xlm",
+}
 
 
 def _int(cfg: dict[str, Any], keys: tuple[str, ...]) -> int | None:
@@ -60,7 +103,9 @@ def architecture_facts(cfg: dict[str, Any], source: str) -> ArchitectureFacts:
         else:
             attention = f"grouped-query ({heads} query heads, {kv_eff} key-value heads)"
     sliding = c.get("sliding_window")
-    sliding_window = sliding if isinstance(sliding, int) and not isinstance(sliding, bool) and sliding > 0 else None
+    sliding_window = (
+        sliding if isinstance(sliding, int) and not isinstance(sliding, bool) and sliding > 0 else None
+    )
     if sliding_window and attention:
         attention += f", sliding window {sliding_window}"
     archs = cfg.get("architectures")
@@ -90,7 +135,9 @@ def _auto_map(value: Any) -> tuple[str, ...]:
     if isinstance(value, dict):
         out = []
         for k, v in list(value.items())[:20]:
-            target = v if isinstance(v, str) else ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+            target = (
+                v if isinstance(v, str) else ",".join(str(x) for x in v) if isinstance(v, list) else str(v)
+            )
             out.append(f"{str(k)[:60]} -> {target[:120]}")
         return tuple(out)
     if value:

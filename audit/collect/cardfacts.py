@@ -14,7 +14,7 @@ from audit.collect.sections import (
     detect_sections,
     find_headings,
 )
-from audit.model import DatasetFacts, EvalResultFact, SectionFact
+from audit.model import DatasetFacts, EvalResultFact, LicenseClass, SectionFact
 
 MAX_LIST = 200
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
@@ -43,7 +43,9 @@ def str_list(meta: dict[str, Any], key: str, problems: list[str]) -> tuple[str, 
             elif item is not None:
                 bad += 1
         if bad:
-            problems.append(f"metadata '{key}' has {bad} entr{'y' if bad == 1 else 'ies'} that are not strings")
+            problems.append(
+                f"metadata '{key}' has {bad} entr{'y' if bad == 1 else 'ies'} that are not strings"
+            )
         if len(value) > MAX_LIST:
             problems.append(f"metadata '{key}' lists {len(value)} entries; the first {MAX_LIST} were read")
         return tuple(dict.fromkeys(out))
@@ -64,7 +66,9 @@ def str_value(meta: dict[str, Any], key: str, problems: list[str]) -> str | None
     return None
 
 
-def license_facts(meta: dict[str, Any], problems: list[str], *, list_ok: bool) -> tuple[tuple[str, ...], str]:
+def license_facts(
+    meta: dict[str, Any], problems: list[str], *, list_ok: bool
+) -> tuple[tuple[str, ...], LicenseClass]:
     """The declared licences (normalised) and the class they amount to."""
     raw = meta.get("license")
     if isinstance(raw, list) and not list_ok:
@@ -111,7 +115,7 @@ def card_title(parsed: ParsedCard) -> str:
     """The first top-level heading of the card, if any."""
     for h in find_headings(parsed.body[:200_000]):
         if h.level == 1 and h.text.strip():
-            return re.sub(r"<[^>]*>|[*_`]", "", h.text).strip()[:200]
+            return re.sub(r"<[^>]*>", "", h.text).strip().strip("*_` ").strip()[:200]
     return ""
 
 
@@ -120,11 +124,15 @@ def model_sections(parsed: ParsedCard) -> tuple[tuple[SectionFact, ...], float]:
     if not parsed.readable:
         facts = tuple(SectionFact(s.key, s.label, False) for s in MODEL_SECTIONS)
         return facts, 0.0
-    facts = detect_sections(parsed.body, MODEL_SECTIONS, line_offset=parsed.body_line_offset, metadata=parsed.metadata)
+    facts = detect_sections(
+        parsed.body, MODEL_SECTIONS, line_offset=parsed.body_line_offset, metadata=parsed.metadata
+    )
     return facts, completeness_score(facts)
 
 
-_PI_TOPIC = re.compile(r"\b(personal|sensitive|pii|private|identif\w*|names?|e-?mails?|addresses|phone)\b", re.I)
+_PI_TOPIC = re.compile(
+    r"\b(personal|sensitive|pii|private|identif\w*|names?|e-?mails?|addresses|phone)\b", re.I
+)
 _PI_NEGATION = re.compile(
     r"\b(does not|doesn't|do not|don't|did not|no|not|never|without|free of|none)\b|\banonymi[sz]ed\b|\bremoved\b|\bscrubbed\b",
     re.I,
@@ -153,8 +161,15 @@ def personal_info_statement(section: SectionFact | None) -> tuple[str, str]:
     return verdict, text[:400]
 
 
-def dataset_facts(dataset_id: str, parsed: ParsedCard, *, source: str, resolved_revision: str | None,
-                  gated: str | None = None, last_modified: str | None = None) -> DatasetFacts:
+def dataset_facts(
+    dataset_id: str,
+    parsed: ParsedCard,
+    *,
+    source: str,
+    resolved_revision: str | None,
+    gated: str | None = None,
+    last_modified: str | None = None,
+) -> DatasetFacts:
     """Facts from one dataset card."""
     problems = list(parsed.problems)
     meta = parsed.metadata

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 MAX_DEPTH = 48
 MAX_ALIASES = 256
@@ -61,7 +61,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 raise CardYAMLError(f"YAML nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -101,6 +101,15 @@ def _expanded_size(root: Node) -> int:
     return memo[id(root)]
 
 
+def _clean_str(value: str) -> str:
+    """Bound a string and repair YAML's "\\ud83d\\ude00" escapes (pairs joined, lone surrogates replaced)."""
+    if len(value) > MAX_STRING_CHARS:
+        value = value[:MAX_STRING_CHARS] + "…"
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return value
+
+
 def _to_plain(value: Any, depth: int = 0) -> Any:
     """Turn loaded YAML into JSON-safe data (str keys, no dates, no NaN, bounded strings)."""
     if depth > MAX_DEPTH + 2:
@@ -115,8 +124,8 @@ def _to_plain(value: Any, depth: int = 0) -> Any:
         return f"<{len(value)} bytes of binary data>"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, str) and len(value) > MAX_STRING_CHARS:
-        return value[:MAX_STRING_CHARS] + "…"
+    if isinstance(value, str):
+        return _clean_str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
@@ -177,7 +186,11 @@ def decode_card(data: bytes) -> str | None:
 
 
 def parse_card(
-    data: bytes, *, max_card_bytes: int = 4 << 20, max_metadata_bytes: int = 512 << 10, total_size: int | None = None
+    data: bytes,
+    *,
+    max_card_bytes: int = 4 << 20,
+    max_metadata_bytes: int = 512 << 10,
+    total_size: int | None = None,
 ) -> ParsedCard:
     """Parse a card (model or dataset) from bytes. Never raises on hostile input.
 

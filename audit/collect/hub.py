@@ -49,7 +49,9 @@ def _cache(options: AuditOptions) -> str | None:
     return str(options.cache_dir) if options.cache_dir else None
 
 
-def map_hub_error(exc: BaseException, repo_id: str, revision: str | None, repo_type: str = "model") -> CollectionError:
+def map_hub_error(
+    exc: BaseException, repo_id: str, revision: str | None, repo_type: str = "model"
+) -> CollectionError:
     """Translate a huggingface_hub / httpx exception into an AuditError with a hint."""
     from huggingface_hub import errors as hf
 
@@ -171,8 +173,14 @@ def _hub_facts(info: Any) -> HubFacts:
     )
 
 
-def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, repo_type: str = "model",
-               want_config: bool = True) -> HubFetch:
+def fetch_repo(
+    repo_id: str,
+    revision: str | None,
+    options: AuditOptions,
+    *,
+    repo_type: str = "model",
+    want_config: bool = True,
+) -> HubFetch:
     """Fetch a repo's card, metadata and (for models) config.json.
 
     Raises an AuditError when the repo itself cannot be had (not found, gated, offline
@@ -194,8 +202,9 @@ def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, rep
             out.resolved_revision = out.info.sha
             siblings = getattr(info, "siblings", None) or []
             out.files = tuple(str(s.rfilename) for s in siblings[:5000] if getattr(s, "rfilename", None))
-            if repo_type == "model" and isinstance(getattr(info, "config", None), dict):
-                out.extra["hub_config"] = info.config
+            hub_config = getattr(info, "config", None)
+            if repo_type == "model" and isinstance(hub_config, dict):
+                out.extra["hub_config"] = hub_config
         except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError) as exc:
             raise map_hub_error(exc, repo_id, revision, repo_type) from None
         except hf.HfHubHTTPError as exc:
@@ -209,12 +218,14 @@ def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, rep
             out.info_error = str(hub_down)
     else:
         out.info_error = "Hub metadata not collected: HF_HUB_OFFLINE is set"
-    # Pin later downloads to the resolved commit so card, config and metadata agree.
-    pinned = out.resolved_revision or revision
+    # Download by the user's revision (so the cache learns the branch for later offline runs), then make
+    # sure card, config and metadata come from one commit: if a commit landed in between, pin to info.sha.
     # When the Hub is failing, read the cache only: huggingface_hub would otherwise retry for ~25 s per file.
     cache_only = offline or hub_down is not None
     try:
-        path = _download(repo_id, CARD_FILE, pinned, repo_type, options, cache_only)
+        path = _download(repo_id, CARD_FILE, revision, repo_type, options, cache_only)
+        if out.info is not None and out.info.sha and _revision_from_cache_path(path) != out.info.sha:
+            path = _download(repo_id, CARD_FILE, out.info.sha, repo_type, options, cache_only)
         out.card = _read_limited(path, options.max_card_bytes)
         out.extra["card_size"] = path.stat().st_size
         out.resolved_revision = out.resolved_revision or _revision_from_cache_path(path)
@@ -228,6 +239,7 @@ def fetch_repo(repo_id: str, revision: str | None, options: AuditOptions, *, rep
         raise map_hub_error(exc, repo_id, revision, repo_type) from None
     if repo_type == "model" and want_config and (not out.files or "config.json" in out.files):
         try:
+            pinned = out.resolved_revision or revision
             cpath = _download(repo_id, "config.json", pinned, repo_type, options, cache_only)
             from audit.collect.architecture import MAX_CONFIG_BYTES, load_config_json
 

@@ -23,7 +23,9 @@ def parse_ref(raw: str) -> ModelRef:
     """Parse REF: a local folder, a card file, or a Hub repo id with an optional @revision."""
     text = raw.strip()
     if not text:
-        raise InvalidRefError("REF is empty", "give a Hub repo id (org/name[@rev]), a model folder or a card .md file")
+        raise InvalidRefError(
+            "REF is empty", "give a Hub repo id (org/name[@rev]), a model folder or a card .md file"
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         return ModelRef(raw=raw, kind="local-folder", path=str(path.resolve()))
@@ -31,7 +33,9 @@ def parse_ref(raw: str) -> ModelRef:
         return ModelRef(raw=raw, kind="card-file", path=str(path.resolve()))
     looks_local = text.startswith((".", "/", "~")) or text.endswith(".md") or os.sep in text.replace("/", "")
     if looks_local:
-        raise InvalidRefError(f"no such file or folder: {text}", "check the path, or give a Hub repo id like org/name")
+        raise InvalidRefError(
+            f"no such file or folder: {text}", "check the path, or give a Hub repo id like org/name"
+        )
     text = _HUB_URL.sub("", text).strip("/")
     text = re.sub(r"/tree/([^/]+)$", r"@\1", text)
     repo_id, _, revision = text.partition("@")
@@ -41,7 +45,9 @@ def parse_ref(raw: str) -> ModelRef:
             "use org/name or org/name@revision for the Hub, or an existing path",
         )
     if "@" in text and not revision:
-        raise InvalidRefError(f"'{raw}' has an empty revision after '@'", "use org/name@branch, @tag or @commit-sha")
+        raise InvalidRefError(
+            f"'{raw}' has an empty revision after '@'", "use org/name@branch, @tag or @commit-sha"
+        )
     return ModelRef(raw=raw, kind="hub", repo_id=repo_id, revision=revision or None)
 
 
@@ -64,7 +70,9 @@ def _read_card(path: Path, limit: int) -> tuple[bytes, int]:
         with path.open("rb") as fh:
             return fh.read(limit), size
     except OSError as exc:
-        raise CollectionError(f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions") from None
+        raise CollectionError(
+            f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions"
+        ) from None
 
 
 def list_files(root: Path) -> tuple[list[str], bool]:
@@ -86,7 +94,9 @@ def read_local_folder(folder: Path, max_card_bytes: int) -> LocalFetch:
     files, capped = list_files(folder)
     out.files = tuple(files)
     if capped:
-        out.problems.append(f"the folder holds more than {MAX_FILES} files; the first {MAX_FILES} were listed")
+        out.problems.append(
+            f"the folder holds more than {MAX_FILES} files; the first {MAX_FILES} were listed"
+        )
     for name in CARD_NAMES:
         p = folder / name
         if p.is_file():

@@ -41,7 +41,7 @@ MODEL_SECTIONS: tuple[SectionSpec, ...] = (
         "model_description",
         "Model description",
         (
-            r"\bmodel (description|details|summary|overview|information|info|card)\b",
+            r"\bmodel (description|details|summary|overview|information|info)\b",
             r"^(description|overview|summary|about|introduction|model)$",
             r"^about (the|this) model",
             r"\bbeschreibung\b|\bdescripcion\b|\bdescricao\b|^presentation\b|\bdescrizione\b",
@@ -115,9 +115,7 @@ MODEL_SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec(
         "citation",
         "Citation",
-        (
-            r"\bcitation\b|\bcite\b|\bciting\b|\bbibtex\b|\breferences?\b|\bzitat|\bzitier|\bcitar\b|引用",
-        ),
+        (r"\bcitation\b|\bcite\b|\bciting\b|\bbibtex\b|\breferences?\b|\bzitat|\bzitier|\bcitar\b|引用",),
     ),
     SectionSpec(
         "contact",
@@ -131,8 +129,14 @@ MODEL_SECTIONS: tuple[SectionSpec, ...] = (
 
 DATASET_SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("dataset_summary", "Dataset summary", (r"\bdataset (summary|description)\b|^summary$",)),
-    SectionSpec("personal_info", "Personal and sensitive information", (r"\bpersonal\b|\bsensitive\b|\bprivacy\b|\bpii\b",)),
-    SectionSpec("bias", "Discussion of biases", (r"\bbias(es)?\b|\bsocial impact\b|\blimitations?\b|\bethic",)),
+    SectionSpec(
+        "personal_info",
+        "Personal and sensitive information",
+        (r"\bpersonal\b|\bsensitive\b|\bprivacy\b|\bpii\b",),
+    ),
+    SectionSpec(
+        "bias", "Discussion of biases", (r"\bbias(es)?\b|\bsocial impact\b|\blimitations?\b|\bethic",)
+    ),
     SectionSpec("licensing", "Licensing information", (r"\blicen[cs]",)),
     SectionSpec("curation", "Curation rationale", (r"\bcuration\b|\bsource data\b|\bcollection\b",)),
 )
@@ -149,7 +153,9 @@ _BOLD_LINE = re.compile(r"^ {0,3}(?:\*\*|__)(?P<t>[^*_]{2,120}?)(?:\*\*|__)\s*:?
 _HTML_HEADING = re.compile(r"^\s*<h([1-6])[^>]{0,200}>(.*?)</h\1>\s*$", re.IGNORECASE)
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_BIBTEX = re.compile(r"@(article|inproceedings|misc|book|techreport|inbook|incollection|phdthesis|software)\s*\{", re.I)
+_BIBTEX = re.compile(
+    r"@(article|inproceedings|misc|book|techreport|inbook|incollection|phdthesis|software)\s*\{", re.I
+)
 
 
 def normalise_heading(text: str) -> str:
@@ -211,9 +217,27 @@ def find_headings(text: str) -> list[Heading]:
     return headings
 
 
+# Sentences the Hugging Face card templates ship with: present in every unfilled template, so no evidence.
+_BOILERPLATE = re.compile(
+    r"carbon emissions can be estimated using the[^\n]*|use the code below to get started with the model\.?"
+    r"|users \(both direct and downstream\) should be made aware of the risks, biases and limitations of the model\."
+    r"(?: more information needed for further recommendations\.)?",
+    re.IGNORECASE,
+)
+_HEADING_LINE = re.compile(
+    r"^ {0,3}#{1,6}(?:[ \t].*)?$|^\s*<h[1-6][^>]*>.*</h[1-6]>\s*$", re.MULTILINE | re.IGNORECASE
+)
+_CONTACT_LINE = re.compile(
+    r"^\s*(?:[-*+]\s*)?\**(?:contact|questions|feedback)\**\s*:|mailto:|\b[\w.+-]+@[\w-]+\.(?:com|org|net|ai|io|edu|de|fr|uk)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 def _substance(text: str) -> str:
-    """What is left of section text once comments, templates and placeholders are removed."""
+    """What is left of section text once comments, templates, placeholders and sub-headings are removed."""
     text = _HTML_COMMENT.sub(" ", text)
+    text = _HEADING_LINE.sub(" ", text)
+    text = _BOILERPLATE.sub(" ", text)
     text = _TEMPLATE_VAR.sub(" ", text)
     text = _PLACEHOLDER.sub(" ", text)
     text = _TAG.sub(" ", text)
@@ -257,7 +281,11 @@ def detect_sections(
     for spec in specs:
         best: SectionFact | None = None
         for idx, h in enumerate(headings):
-            if not h.norm or not any(re.search(p, h.norm) for p in spec.patterns) or re.search(spec.exclude, h.norm):
+            if (
+                not h.norm
+                or not any(re.search(p, h.norm) for p in spec.patterns)
+                or re.search(spec.exclude, h.norm)
+            ):
                 continue
             body = _section_text(lines, headings, idx)
             substantive = len(_substance(body)) >= MIN_CONTENT_CHARS
@@ -274,7 +302,9 @@ def detect_sections(
                 best = fact
                 break
             best = best or fact
-        if (best is None or not best.present) and (alt := _fallback(spec.key, text, lines, headings, meta, line_offset)):
+        if (best is None or not best.present) and (
+            alt := _fallback(spec.key, text, lines, headings, meta, line_offset)
+        ):
             best = alt
         facts.append(best or SectionFact(key=spec.key, label=spec.label, present=False))
     return tuple(facts)
@@ -295,12 +325,19 @@ def _fallback(
         first_h2 = next((h.line for h in headings if h.level >= 2), len(lines))
         intro = "\n".join(ln for ln in lines[:first_h2] if not _ATX.match(ln))
         if len(_substance(intro)) >= 80:
-            return SectionFact(key, label, True, heading="(introductory text)", line=1 + line_offset, excerpt=_excerpt(intro))
+            return SectionFact(
+                key, label, True, heading="(introductory text)", line=1 + line_offset, excerpt=_excerpt(intro)
+            )
     if key == "citation":
         m = _BIBTEX.search(text)
         if m:
             line = text.count("\n", 0, m.start()) + 1 + line_offset
             return SectionFact(key, label, True, heading="(BibTeX entry)", line=line, excerpt="")
+    if key == "contact":
+        m = _CONTACT_LINE.search(text)
+        if m:
+            line = text.count("\n", 0, m.start()) + 1 + line_offset
+            return SectionFact(key, label, True, heading="(contact line)", line=line, excerpt="")
     if key == "evaluation" and meta.get("model-index"):
         return SectionFact(key, label, True, heading="(metadata: model-index)")
     if key == "environmental_impact" and meta.get("co2_eq_emissions"):

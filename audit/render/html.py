@@ -12,10 +12,25 @@ from audit.model import AuditReport, Finding, Severity
 from audit.render.safe_markdown import markdown_to_safe_html
 from audit.resources import templates_dir
 
-CATEGORY_ORDER = ("license", "security", "data", "documentation", "access", "provenance", "deployment", "probe")
+CATEGORY_ORDER = (
+    "license",
+    "security",
+    "data",
+    "documentation",
+    "access",
+    "provenance",
+    "deployment",
+    "probe",
+)
 CATEGORY_LABEL = {
-    "license": "Licence", "security": "Security", "data": "Training data", "documentation": "Documentation",
-    "access": "Access", "provenance": "Provenance", "deployment": "Deployment and size", "probe": "Probe results",
+    "license": "Licence",
+    "security": "Security",
+    "data": "Training data",
+    "documentation": "Documentation",
+    "access": "Access",
+    "provenance": "Provenance",
+    "deployment": "Deployment and size",
+    "probe": "Probe results",
 }
 
 
@@ -29,7 +44,7 @@ def fmt_params(n: int | None) -> str:
     return str(n)
 
 
-def group_findings(findings: tuple[Finding, ...]) -> "OrderedDict[str, list[Finding]]":
+def group_findings(findings: tuple[Finding, ...]) -> OrderedDict[str, list[Finding]]:
     """Findings by category, in a fixed reading order."""
     groups: OrderedDict[str, list[Finding]] = OrderedDict()
     cats = list(CATEGORY_ORDER) + sorted({f.category for f in findings} - set(CATEGORY_ORDER))

@@ -14,8 +14,30 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 ALLOWED_TAGS = {
-    "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "span",
+    "p",
+    "br",
+    "hr",
+    "em",
+    "strong",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "span",
 }
 MAX_INPUT_CHARS = 20_000
 
@@ -53,5 +75,7 @@ def markdown_to_safe_html(text: str) -> Markup:
     if len(text) > MAX_INPUT_CHARS:
         text = text[:MAX_INPUT_CHARS] + "\n\n…"
     html = _MD.render(text, {})
-    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes={"span": {"class"}}, url_schemes=set(), link_rel=None)
+    clean = nh3.clean(
+        html, tags=ALLOWED_TAGS, attributes={"span": {"class"}}, url_schemes=set(), link_rel=None
+    )
     return Markup(clean)

@@ -9,7 +9,13 @@ from rich.text import Text
 from audit.model import AuditReport
 from audit.render.html import fmt_params
 
-SEV_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+SEV_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
 
 
 def print_report(report: AuditReport, console: Console | None = None) -> None:
@@ -36,5 +42,7 @@ def print_report(report: AuditReport, console: Console | None = None) -> None:
         table.add_column(col)
     for f in report.findings:
         ev = "; ".join(f.evidence[:3]) + (" …" if len(f.evidence) > 3 else "")
-        table.add_row(Text(f.severity.value, style=SEV_STYLE[f.severity.value]), Text(f.id), Text(f.title), Text(ev))
+        table.add_row(
+            Text(f.severity.value, style=SEV_STYLE[f.severity.value]), Text(f.id), Text(f.title), Text(ev)
+        )
     console.print(table)
