@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv and install model-risk-audit with the demo and test extras.
+# torch is installed first from the CPU pin: otherwise pip resolves torch>=2 to a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[demo,test]"
+  rm -f "$VENV"/.installed-* && touch "$stamp"
+fi
