@@ -351,5 +351,7 @@ def test_weasyprint_fetcher_refuses_file_and_network_urls(hub: Any, tmp_path: Pa
 
 def test_published_schema_is_current() -> None:
     """schema/report.schema.json is the published schema: regenerate it with `model-audit schema` when the model changes."""
-    published = json.loads((Path(__file__).resolve().parents[1] / "schema" / "report.schema.json").read_text())
+    published = json.loads(
+        (Path(__file__).resolve().parents[1] / "schema" / "report.schema.json").read_text()
+    )
     assert published == report_schema()

@@ -8,6 +8,7 @@ with a hint that names the next step.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,14 @@ class HubFetch:
 
 
 def offline_mode() -> bool:
-    """True when HF_HUB_OFFLINE asks huggingface_hub not to touch the network."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when HF_HUB_OFFLINE asks huggingface_hub not to touch the network.
+
+    huggingface_hub reads the variable once, at import; either source saying "offline" wins.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    constants = sys.modules.get("huggingface_hub.constants")
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
 def _cache(options: AuditOptions) -> str | None:
