@@ -85,6 +85,56 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
     )
     _options_args(r)
+    pr = r.add_argument_group("probe options")
+    pr.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run a probe suite (repeatable): id or YAML file",
+    )
+    pr.add_argument(
+        "--backend", choices=["hf", "openai", "replay"], default="hf", help="how outputs are sampled (hf)"
+    )
+    pr.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend setting (repeatable); openai: base_url, model, mode, api_key_env, concurrency, timeout; "
+        "replay: file; hf: model, device, dtype, kind",
+    )
+    pr.add_argument(
+        "--scorer",
+        action="append",
+        default=None,
+        metavar="NAME[:k=v,...]",
+        help="replace the suites' scorers (repeatable): detoxify, profanity, sentiment, hf-classifier",
+    )
+    pr.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help="local prompt list (.txt, .jsonl, .csv) instead of the suite's",
+    )
+    pr.add_argument("--samples", type=int, metavar="K", help="samples per prompt (overrides the suite)")
+    pr.add_argument("--limit", type=int, metavar="N", help="seeded subset of N prompts")
+    pr.add_argument(
+        "--seed", type=int, metavar="S", help="sampling and statistics seed (overrides the suite)"
+    )
+    pr.add_argument("--no-cache", action="store_true", help="regenerate and rescore everything")
+    pr.add_argument("--redact", action="store_true", help="mask the worst samples in the report")
+    pr.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the model's own code to run (recorded as a finding)",
+    )
+    pr.add_argument(
+        "--detoxify-checkpoint",
+        type=Path,
+        metavar="PATH",
+        help="local Detoxify checkpoint (.ckpt or its folder)",
+    )
 
     d = sub.add_parser("render", help="re-render a finished audit (no collection)")
     d.add_argument("dir", type=Path, metavar="DIR", help="a run directory holding report.json")
@@ -101,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("schema", help="print the JSON Schema of report.json")
+
+    su = sub.add_parser("suites", help="list the probe suites; `suites validate FILE` checks your own")
+    su.add_argument("action", nargs="?", choices=["list", "validate"], default="list")
+    su.add_argument("file", nargs="?", type=Path, metavar="FILE")
     return p
 
 
@@ -172,13 +226,48 @@ def cmd_card(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _probe_options(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from audit.config import ProbeOptions
+    from audit.sample import parse_backend_options
+
+    try:
+        return ProbeOptions(
+            suites=args.suite,
+            backend=args.backend,
+            backend_options=parse_backend_options(args.backend_option),
+            scorers=args.scorer,
+            prompts_file=args.prompts,
+            samples=args.samples,
+            limit=args.limit,
+            seed=args.seed,
+            no_cache=args.no_cache,
+            redact=args.redact,
+            trust_remote_code=args.trust_remote_code,
+            detoxify_checkpoint=args.detoxify_checkpoint,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(
+            f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
+        ) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from audit.pipeline import audit_model, default_out_dir, write_report
+    from audit.pipeline import run_audit, write_report
     from audit.render import parse_formats
 
     formats = parse_formats(args.format)
-    report = audit_model(_ref(args), _options(args), progress=_progress(args))
-    out = args.out or default_out_dir(report)
+    try:
+        ref: Any = _ref(args)
+    except UsageError:
+        if args.backend != "openai" or not args.suite:
+            raise
+        ref = args.ref  # an endpoint model name that is not a Hub id: the card part says so
+    report, out = run_audit(
+        ref, _options(args), _probe_options(args), out_dir=args.out, progress=_progress(args)
+    )
     paths = write_report(report, out, formats)
     _print_written(report, paths)
     return EXIT_OK
@@ -245,7 +334,31 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"card": cmd_card, "run": cmd_run, "render": cmd_render, "demo": cmd_demo, "schema": cmd_schema}
+def cmd_suites(args: argparse.Namespace) -> int:
+    from audit.suites import builtin_suites, load_suite_file
+
+    if args.action == "validate":
+        if args.file is None:
+            raise UsageError("suites validate needs a FILE", "model-audit suites validate my-suite.yaml")
+        spec = load_suite_file(args.file)
+        print(
+            f"{args.file}: valid suite '{spec.id}' version {spec.version} ({len(spec.scorers)} scorers; "
+            f"metrics: {', '.join(spec.metrics)})"
+        )
+        return EXIT_OK
+    for spec in builtin_suites().values():
+        print(f"{spec.id:26} {spec.version:5} {', '.join(spec.model_kinds):42} {spec.title}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "card": cmd_card,
+    "run": cmd_run,
+    "render": cmd_render,
+    "demo": cmd_demo,
+    "schema": cmd_schema,
+    "suites": cmd_suites,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,3 +29,104 @@ class AuditOptions(BaseModel):
     timeout: float = Field(10.0, gt=0, description="Seconds per Hub request.")
     max_card_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger cards are truncated.")
     max_metadata_bytes: int = Field(512 * 1024, ge=1024, description="Larger YAML front matter is rejected.")
+
+
+# ---------------------------------------------------------------- probe suites (YAML under probes/)
+
+from typing import Literal  # noqa: E402
+
+ModelKind = Literal[
+    "text-generation",
+    "text2text-generation",
+    "fill-mask",
+    "text-classification",
+    "token-classification",
+    "question-answering",
+    "sentence-embeddings",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TermGroup(_Strict):
+    """Identity terms of one group on one axis (e.g. axis religion, group muslim)."""
+
+    axis: str
+    group: str
+    terms: list[str] = Field(min_length=1)
+
+
+class PromptSource(_Strict):
+    """Where a suite's prompts come from. Exactly one of inline, file, hf_dataset, templates."""
+
+    kind: Literal["inline", "file", "hf_dataset", "templates"]
+    inline: list[str] | None = None
+    file: str | None = None
+    hf_dataset: str | None = None
+    revision: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    filter_field: str | None = Field(None, description="keep rows where this boolean field is true")
+    templates: list[str] | None = None
+    groups: list[TermGroup] | None = None
+    license: str | None = Field(None, description="licence of the public prompt set, shown in the report")
+
+
+class Sampling(_Strict):
+    """Decoding and subset settings."""
+
+    prompts: int | None = Field(None, ge=1, description="seeded subset of this many prompts (all when unset)")
+    samples_per_prompt: int = Field(1, ge=1, le=1000)
+    max_new_tokens: int = Field(20, ge=1, le=4096)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int = 0
+
+
+class ScorerRef(_Strict):
+    """A scorer by registered name, with its options (e.g. detoxify variant)."""
+
+    name: str
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class SuiteSpec(_Strict):
+    """A probe suite as declared in YAML."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    version: str
+    title: str
+    description: str
+    citation: str
+    model_kinds: list[ModelKind] = Field(min_length=1)
+    prompts: PromptSource
+    sampling: Sampling = Field(default_factory=Sampling)
+    scorers: list[ScorerRef] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)
+
+
+class ProbeOptions(BaseModel):
+    """Options of the sample, score and aggregate stages (`model-audit run --suite ...`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suites: list[str] = Field(default_factory=list)
+    backend: Literal["hf", "openai", "replay"] = "hf"
+    backend_options: dict[str, str] = Field(default_factory=dict)
+    scorers: list[str] | None = Field(
+        None, description="replace the suites' scorers: NAME or NAME:key=value,key=value"
+    )
+    prompts_file: Path | None = None
+    samples: int | None = Field(None, ge=1, le=1000)
+    limit: int | None = Field(None, ge=1)
+    seed: int | None = None
+    no_cache: bool = False
+    redact: bool = False
+    trust_remote_code: bool = False
+    detoxify_checkpoint: Path | None = None
+    cache_path: Path | None = Field(
+        None, description="the sample/score cache file (default ~/.cache/model-audit)"
+    )
+    worst_samples: int = Field(5, ge=0, le=50)

@@ -201,7 +201,7 @@ class DatasetFacts:
 
 @dataclass(frozen=True)
 class MetricResult:
-    """A metric value with its confidence interval (filled by the probe stages)."""
+    """A metric value with its 95% confidence interval, n and group (axis for gaps)."""
 
     name: str
     value: float | None
@@ -210,15 +210,54 @@ class MetricResult:
     n: int = 0
     group: str = ""
     note: str = ""
+    axis: str = ""
+    label: str = ""
+    higher_is_worse: bool = True
+    p_value: float | None = None
+    p_adjusted: float | None = None
+
+
+@dataclass(frozen=True)
+class ScorerFacts:
+    """A scorer as run: version, threshold and its source, direction."""
+
+    name: str
+    version: str
+    citation: str
+    primary: str
+    threshold: float
+    threshold_source: str
+    higher_is_worse: bool
+    kind: str
+
+
+@dataclass(frozen=True)
+class SampleView:
+    """One sample shown in the report (worst samples), with its scores."""
+
+    prompt_id: str
+    sample_index: int
+    prompt: str
+    output: str
+    score: float
+    group: str = ""
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """The result of one probe suite (filled by the probe stages)."""
+    """The result of one probe suite: the protocol as run, metrics with intervals, distribution, worst samples."""
 
     suite: str
     version: str
+    title: str = ""
+    citation: str = ""
+    protocol: dict[str, Any] = field(default_factory=dict)
+    prompt_source: dict[str, Any] = field(default_factory=dict)
+    scorers: tuple[ScorerFacts, ...] = ()
     metrics: tuple[MetricResult, ...] = ()
+    distribution: tuple[float, ...] = ()
+    worst: tuple[SampleView, ...] = ()
+    redacted: bool = False
     notes: tuple[str, ...] = ()
 
 

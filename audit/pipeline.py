@@ -21,7 +21,7 @@ from audit import __version__
 from audit.analyze import analyse, verdict
 from audit.collect import collect, parse_ref
 from audit.collect.hub import offline_mode
-from audit.config import AuditOptions
+from audit.config import AuditOptions, ProbeOptions
 from audit.fsutil import atomic_write
 from audit.model import SCHEMA_VERSION, AuditReport, ModelRef, RunInfo
 from audit.progress import Progress, SilentProgress
@@ -96,6 +96,110 @@ def audit_model(
         probes=(),
         verdict=verdict(findings),
     )
+
+
+def _no_card_report(model_ref: ModelRef, options: AuditOptions, reason: str) -> AuditReport:
+    """The card side of an audit of a model served by an endpoint with no Hub card: says so, does not fail."""
+    from audit.model import CardFacts, Finding, Severity
+
+    card = CardFacts(
+        subject=model_ref.name or model_ref.raw,
+        source="endpoint",
+        has_card=False,
+        readable=False,
+        problems=(reason,),
+    )
+    finding = Finding(
+        "docs.no_card",
+        Severity.high,
+        "documentation",
+        "The model has no model card",
+        "The model is served by an OpenAI-compatible endpoint and no Hub model card was found for it.",
+        (reason,),
+        "Ask the provider for a model card (training data, licence, intended use).",
+        card.subject,
+    )
+    now = _utc(dt.datetime.now(dt.timezone.utc))
+    run = RunInfo(
+        tool_version=__version__,
+        started_at=now,
+        finished_at=now,
+        duration_s=0.0,
+        inputs={"ref": model_ref.raw, "options": options.model_dump(mode="json")},
+        resolved_revision=None,
+        library_versions=library_versions(),
+        hub_endpoint=hub_endpoint(),
+        offline=offline_mode(),
+    )
+    findings = (finding,)
+    return AuditReport(SCHEMA_VERSION, run, model_ref, card, (), (), findings, (), verdict(findings))
+
+
+def run_audit(
+    ref: str | ModelRef,
+    options: AuditOptions | None = None,
+    probe_options: ProbeOptions | None = None,
+    *,
+    out_dir: Path | None = None,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[AuditReport, Path]:
+    """The whole pipeline: collect -> analyse -> sample -> score -> aggregate. Returns the report and its run dir."""
+    from audit.errors import AuditError, InvalidRefError
+
+    options = options or AuditOptions()
+    popts = probe_options or ProbeOptions()
+    model_ref = ref if isinstance(ref, ModelRef) else None
+    t0 = time.monotonic()
+    try:
+        model_ref = model_ref or parse_ref(str(ref))
+        report = audit_model(model_ref, options, progress=progress, now=now)
+    except (InvalidRefError, AuditError) as exc:
+        if popts.backend != "openai" or not popts.suites:
+            raise
+        model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=str(ref))
+        report = _no_card_report(model_ref, options, f"no Hub card: {getattr(exc, 'message', exc)}")
+    out = out_dir or default_out_dir(report)
+    if not popts.suites:
+        return report, out
+    from audit.model import Finding, Severity
+    from audit.probe import ProbeRunner, SubjectModel
+
+    source = model_ref.repo_id if model_ref.kind == "hub" else model_ref.path
+    subject = SubjectModel(ref=report.card.subject, source=source, revision=report.run.resolved_revision)
+    runner = ProbeRunner(subject, popts, out, progress=progress, hub_cache=options.cache_dir)
+    probes, extra = [], []
+    try:
+        for suite in popts.suites:
+            result, findings = runner.run_suite(suite)
+            probes.append(result)
+            extra.extend(findings)
+    finally:
+        runner.close()
+    if popts.trust_remote_code and popts.backend == "hf":
+        extra.append(
+            Finding(
+                "run.trust_remote_code",
+                Severity.high,
+                "security",
+                "Model code was executed (trust_remote_code)",
+                "The audit ran the repository's own Python code because --trust-remote-code was given.",
+                (f"model {source} at revision {subject.revision or 'unpinned'}",),
+                "Review that code at the pinned revision before adopting the model.",
+                report.card.subject,
+            )
+        )
+    findings_all = tuple(sorted(report.findings + tuple(extra), key=lambda f: (-f.severity.rank, f.id)))
+    run = replace(
+        report.run,
+        duration_s=round(time.monotonic() - t0, 3),
+        finished_at=_utc(dt.datetime.now(dt.timezone.utc)),
+        inputs={**report.run.inputs, "probes": popts.model_dump(mode="json")},
+    )
+    report = replace(
+        report, run=run, probes=tuple(probes), findings=findings_all, verdict=verdict(findings_all)
+    )
+    return report, out
 
 
 def slug(text: str) -> str:

@@ -68,3 +68,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "shared_data" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.needs_shared)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random GPT-2 model folder (needs torch and transformers)."""
+    pytest.importorskip("torch", reason="the probe tests need torch ([models] extra)")
+    pytest.importorskip("transformers", reason="the probe tests need transformers ([models] extra)")
+    from models import build_tiny_gpt2
+
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_detoxify(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Detoxify checkpoint folder (.ckpt + config.json + tokenizer)."""
+    pytest.importorskip("detoxify", reason="the Detoxify tests need detoxify ([probes] extra)")
+    from models import build_tiny_detoxify
+
+    return build_tiny_detoxify(tmp_path_factory.mktemp("tiny-detoxify"))

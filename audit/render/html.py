@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
@@ -32,6 +33,29 @@ CATEGORY_LABEL = {
     "deployment": "Deployment and size",
     "probe": "Probe results",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(text: object, limit: int = 2000) -> str:
+    """Model output for display: control characters replaced (they are invalid in HTML/XML), length bounded."""
+    s = _CONTROL.sub("\ufffd", str(text))
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
+def fmt_num(v: float | None, digits: int = 3) -> str:
+    """A metric value for tables: fixed digits, '–' for none."""
+    if v is None:
+        return "–"
+    return f"{v:.{digits}f}"
+
+
+def fmt_p(v: float | None) -> str:
+    """A p-value: '< 0.001' below a thousandth."""
+    if v is None:
+        return "–"
+    return "< 0.001" if v < 0.001 else f"{v:.3f}"
 
 
 def fmt_params(n: int | None) -> str:
@@ -67,6 +91,9 @@ def environment() -> Environment:
     )
     env.filters["md"] = markdown_to_safe_html
     env.filters["params"] = fmt_params
+    env.filters["clean"] = clean_text
+    env.filters["num"] = fmt_num
+    env.filters["pval"] = fmt_p
     env.globals["category_label"] = lambda c: CATEGORY_LABEL.get(c, c.title())
     env.globals["severities"] = [s.value for s in reversed(Severity)]
     return env
@@ -77,8 +104,14 @@ def html_context(report: AuditReport, *, for_print: bool = False) -> dict[str, A
     card = report.card
     present = [s for s in card.sections if s.present]
     missing = [s for s in card.sections if not s.present]
+    from audit.render.charts import distribution_chart, group_chart
+
+    charts = {
+        p.suite: {"distribution": distribution_chart(p), "groups": group_chart(p)} for p in report.probes
+    }
     return {
         "r": report,
+        "charts": charts,
         "card": card,
         "groups": group_findings(report.findings),
         "present_sections": present,

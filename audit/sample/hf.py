@@ -1,0 +1,142 @@
+"""Local transformers backend for generative models (causal LMs and text2text: summarisation, translation).
+
+Each prompt's k samples are one batch (`num_return_sequences=k`) under a seed derived from
+the suite seed and the prompt id, so a resumed run regenerates exactly what an uninterrupted
+run would have. `trust_remote_code` is off unless the user passes the flag.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from audit.config import Sampling
+from audit.errors import CollectionError, UsageError
+from audit.suites import Prompt
+
+log = logging.getLogger("audit")
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "the hf backend needs torch and transformers",
+            "pip install 'model-risk-audit[models]' (install torch first, see README)",
+        ) from None
+    return torch
+
+
+class HFBackend:
+    """Generates with transformers on CUDA when present, else CPU."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        options: dict[str, str],
+        model_source: str | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        **_: Any,
+    ) -> None:
+        unknown = set(options) - {"model", "device", "dtype", "kind"}
+        if unknown:
+            raise UsageError(
+                f"unknown hf backend option(s): {', '.join(sorted(unknown))}",
+                "options: model, device, dtype, kind",
+            )
+        self.source = options.get("model") or model_source
+        if not self.source:
+            raise UsageError(
+                "the hf backend needs a model",
+                "give a Hub id or folder as REF, or --backend-option model=PATH",
+            )
+        self.revision = revision if not options.get("model") else None
+        self.device_opt = options.get("device", "auto")
+        self.dtype = options.get("dtype", "auto")
+        self.kind = options.get("kind")
+        self.trust_remote_code = trust_remote_code
+        self._model: Any = None
+        self._tok: Any = None
+        self._seq2seq = False
+        self._device = "cpu"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "backend": "hf",
+            "model": self.source,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "kind": self.kind,
+            "trust_remote_code": self.trust_remote_code,
+        }
+
+    def _load(self) -> None:
+        torch = _import_torch()
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+        kw: dict[str, Any] = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+        source = str(self.source)
+        try:
+            config = AutoConfig.from_pretrained(source, **kw)
+            self._seq2seq = self.kind == "text2text-generation" or (
+                self.kind is None and bool(getattr(config, "is_encoder_decoder", False))
+            )
+            dtype = {
+                "auto": "auto",
+                "float32": torch.float32,
+                "float16": torch.float16,
+                "bfloat16": torch.bfloat16,
+            }.get(self.dtype)
+            if dtype is None:
+                raise UsageError(f"unknown dtype '{self.dtype}'", "use auto, float32, float16 or bfloat16")
+            cls = AutoModelForSeq2SeqLM if self._seq2seq else AutoModelForCausalLM
+            self._tok = AutoTokenizer.from_pretrained(source, **kw)
+            self._model = cls.from_pretrained(source, dtype=dtype, **kw)
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - transformers raises many types; report one clear line
+            raise CollectionError(
+                f"cannot load model {self.source} with transformers: {type(exc).__name__}: {str(exc)[:200]}",
+                "check the model kind (--backend-option kind=...), or HF_HUB_OFFLINE and the cache",
+            ) from None
+        self._device = (
+            "cuda"
+            if self.device_opt == "auto" and torch.cuda.is_available()
+            else ("cpu" if self.device_opt == "auto" else self.device_opt)
+        )
+        self._model.to(self._device).eval()
+        if self._tok.pad_token_id is None:
+            self._tok.pad_token = self._tok.eos_token
+        log.info("loaded %s on %s", self.source, self._device)
+
+    def generate_many(
+        self, suite: str, prompts: list[Prompt], sampling: Sampling, seeds: dict[str, int]
+    ) -> Iterator[tuple[Prompt, list[str]]]:
+        if self._model is None:
+            self._load()
+        torch = _import_torch()
+        k = sampling.samples_per_prompt
+        do_sample = sampling.temperature > 0
+        for p in prompts:
+            enc = self._tok(p.text, return_tensors="pt", truncation=True, max_length=1024).to(self._device)
+            torch.manual_seed(seeds[p.id])
+            gen_kw: dict[str, Any] = {
+                "max_new_tokens": sampling.max_new_tokens,
+                "num_return_sequences": k,
+                "do_sample": do_sample,
+                "pad_token_id": self._tok.pad_token_id,
+            }
+            if do_sample:
+                gen_kw.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            with torch.inference_mode():
+                out = self._model.generate(**enc, **gen_kw)
+            new = out if self._seq2seq else out[:, enc["input_ids"].shape[1] :]
+            yield p, self._tok.batch_decode(new, skip_special_tokens=True)

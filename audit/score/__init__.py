@@ -1,0 +1,52 @@
+"""Score stage: scorers map texts to scores, each declaring version, citation, threshold and direction."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from audit.errors import UsageError
+
+SCORERS: dict[str, str] = {
+    "detoxify": "audit.score.detoxify:DetoxifyScorer",
+    "profanity": "audit.score.lexical:ProfanityScorer",
+    "sentiment": "audit.score.lexical:SentimentScorer",
+    "hf-classifier": "audit.score.classifier:HFClassifierScorer",
+}
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """Provenance of a scorer: what it is, where its threshold comes from, which way is worse."""
+
+    name: str
+    version: str
+    citation: str
+    primary: str
+    threshold: float
+    threshold_source: str
+    higher_is_worse: bool
+    kind: str  # "toxicity" or "sentiment"
+    options: tuple[tuple[str, str], ...] = ()
+
+
+class Scorer(Protocol):
+    info: ScorerInfo
+
+    def score(self, texts: list[str]) -> dict[str, list[float]]: ...
+
+
+def make_scorer(name: str, options: dict[str, Any]) -> Scorer:
+    """Instantiate a scorer by name (lazy import: Detoxify and transformers only when needed)."""
+    if name not in SCORERS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(SCORERS), n=1)
+        raise UsageError(
+            f"unknown scorer '{name}'",
+            f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(SCORERS)}",
+        )
+    module, _, attr = SCORERS[name].partition(":")
+    scorer: Scorer = getattr(importlib.import_module(module), attr)(**options)
+    return scorer
