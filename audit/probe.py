@@ -233,47 +233,64 @@ class ProbeRunner:
     def score(
         self, spec: SuiteSpec, samples: dict[str, list[dict[str, Any]]], scorer: Scorer
     ) -> dict[str, dict[str, float]]:
-        """Scores by sample key, from the run files, the cache or the scorer (length-sorted batches)."""
+        """Scores by sample key, from the run files, the cache or the scorer (length-sorted batches).
+
+        scores.jsonl has one record per (sample, scorer); the cache is keyed by scorer and text,
+        so a text that occurs twice is scored once.
+        """
         info = scorer.info
         sid = {"scorer": info.name, "version": info.version, "options": info.options}
+        sid_digest = digest(sid)
         flat = [r for recs in samples.values() for r in recs]
-        skey = {r["key"]: digest({**sid, "text": r["output"]}) for r in flat}
+        rkey = {r["key"]: digest([sid_digest, r["key"]]) for r in flat}
+        tkey = {r["key"]: digest({**sid, "text": r["output"]}) for r in flat}
         result: dict[str, dict[str, float]] = {}
-        missing_texts: dict[str, str] = {}
+        pending = []
         for r in flat:
-            sk = skey[r["key"]]
-            rec = self.files.scores.get(sk)
+            rec = self.files.scores.get(rkey[r["key"]])
             if rec is not None:
                 result[r["key"]] = rec["scores"]
             else:
-                missing_texts[sk] = r["output"]
-        cached = self.cache.get_many("score", list(missing_texts))
-        new_recs = [{"skey": sk, "scorer": info.name, "scores": v} for sk, v in cached.items()]
-        todo = [(sk, t) for sk, t in missing_texts.items() if sk not in cached]
-        with self.progress.task(f"{spec.id}: scoring ({info.name})", len(missing_texts)) as task:
-            if new_recs:
-                RunFiles.append(self.files.scores_path, new_recs)
-                task.advance(len(new_recs))
+                pending.append(r)
+        by_text = self.cache.get_many("score", sorted({tkey[r["key"]] for r in pending}))
+        todo_texts = {tkey[r["key"]]: r["output"] for r in pending if tkey[r["key"]] not in by_text}
+        todo = sorted(todo_texts.items())
+
+        def emit(records: list[dict[str, Any]]) -> None:
+            recs = [
+                {
+                    "skey": rkey[r["key"]],
+                    "key": r["key"],
+                    "prompt_id": r["prompt_id"],
+                    "sample_index": r["sample_index"],
+                    "scorer": info.name,
+                    "scores": by_text[tkey[r["key"]]],
+                }
+                for r in records
+            ]
+            if recs:
+                RunFiles.append(self.files.scores_path, recs)
+                for rec in recs:
+                    self.files.scores[rec["skey"]] = rec
+                    result[rec["key"]] = rec["scores"]
+
+        with self.progress.task(f"{spec.id}: scoring ({info.name})", len(pending)) as task:
+            ready = [r for r in pending if tkey[r["key"]] in by_text]
+            emit(ready)
+            task.advance(len(ready))
+            waiting = [r for r in pending if tkey[r["key"]] not in by_text]
             for start in range(0, len(todo), SCORE_CHUNK * 4):
                 chunk = todo[start : start + SCORE_CHUNK * 4]
                 labels = scorer.score([t for _, t in chunk])
-                recs = [
-                    {
-                        "skey": sk,
-                        "scorer": info.name,
-                        "scores": {lab: float(v[j]) for lab, v in labels.items()},
-                    }
-                    for j, (sk, _) in enumerate(chunk)
-                ]
-                RunFiles.append(self.files.scores_path, recs)
-                self.cache.put_many("score", {str(r["skey"]): r["scores"] for r in recs})
-                new_recs.extend(recs)
-                self.rescored += len(recs)
-                task.advance(len(chunk))
-        for rec in new_recs:
-            self.files.scores[rec["skey"]] = rec
-        for r in flat:
-            result[r["key"]] = self.files.scores[skey[r["key"]]]["scores"]
+                fresh = {
+                    tk: {lab: float(v[j]) for lab, v in labels.items()} for j, (tk, _) in enumerate(chunk)
+                }
+                self.cache.put_many("score", fresh)
+                by_text.update(fresh)
+                self.rescored += len(chunk)
+                done = [r for r in waiting if tkey[r["key"]] in fresh]
+                emit(done)
+                task.advance(len(done))
         return result
 
     # ------------------------------------------------------------------ one suite
