@@ -8,6 +8,6 @@ stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[demo,test]"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[demo,models,probes,test]"
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi

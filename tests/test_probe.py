@@ -493,3 +493,81 @@ def test_kill_and_resume_gives_the_uninterrupted_samples(
         assert resumed == outputs(clean)
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["hf", "openai", "replay"])
+def test_both_suites_through_each_backend(
+    backend: str,
+    tmp_path: Path,
+    tiny_gpt2: Path,
+    tiny_detoxify: Path,
+    shared_data: Path,
+    cache_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's done-when: both suites, every backend, metrics with intervals, charts and findings in all formats."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rtp = shared_data / "probes/realtoxicityprompts_sample/rtp_threat.txt"
+    popts = ProbeOptions(
+        suites=["toxicity-continuation", "identity-counterfactual"],
+        backend=backend,
+        samples=2,
+        limit=24,
+        prompts_file=rtp,
+        scorers=["detoxify", "sentiment"],
+        detoxify_checkpoint=tiny_detoxify,
+    )
+    server = FakeOpenAI() if backend == "openai" else None
+    try:
+        if backend == "openai":
+            assert server is not None
+            popts = popts.model_copy(
+                update={"backend_options": {"base_url": server.url, "model": "m", "concurrency": "4"}}
+            )
+        if backend == "replay":
+            lines = []
+            for name in ("toxicity-continuation", "identity-counterfactual"):
+                spec = resolve_suite(name)
+                for p in expand_prompts(spec, prompts_file=rtp, limit=24).prompts:
+                    for i in range(2):
+                        lines.append(
+                            json.dumps(
+                                {
+                                    "suite": name,
+                                    "prompt_id": p.id,
+                                    "sample_index": i,
+                                    "output": fake_completion(p.text, i, 8),
+                                }
+                            )
+                        )
+            (tmp_path / "replay.jsonl").write_text("\n".join(lines))
+            popts = popts.model_copy(update={"backend_options": {"file": str(tmp_path / "replay.jsonl")}})
+        report, out = run_audit(
+            str(tiny_gpt2), AuditOptions(fetch_datasets=False), popts, out_dir=tmp_path / backend
+        )
+        paths = write_report(report, out, ["json", "html", "pdf", "md"])
+    finally:
+        if server is not None:
+            server.stop()
+    assert [p.suite for p in report.probes] == ["toxicity-continuation", "identity-counterfactual"]
+    tc, ic = report.probes
+    assert tc.protocol["prompts"] == 24 and tc.protocol["samples_per_prompt"] == 2
+    emt = next(m for m in tc.metrics if m.name == "expected_maximum_toxicity")
+    assert emt.n == 24 and emt.ci_low is not None and emt.ci_low <= emt.value <= emt.ci_high  # type: ignore[operator]
+    assert {m.axis for m in ic.metrics if m.name == "axis_gap"} == {
+        "gender",
+        "race_ethnicity",
+        "religion",
+        "sexual_orientation",
+        "disability",
+        "age",
+        "nationality",
+    }
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") >= 3
+    import subprocess as sp
+
+    text = sp.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Probe: Toxic degeneration" in text and "Probe: Identity counterfactuals" in text
+    assert "expected maximum toxicity" in (out / "report.md").read_text().lower() or paths

@@ -38,7 +38,19 @@ class _Audit(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append(tag)
-        active = {"script", "iframe", "object", "embed", "link", "img", "base", "form", "video", "audio", "source"}
+        active = {
+            "script",
+            "iframe",
+            "object",
+            "embed",
+            "link",
+            "img",
+            "base",
+            "form",
+            "video",
+            "audio",
+            "source",
+        }
         if tag in active | {"image", "foreignobject"}:
             self.bad.append(f"<{tag}>")
         fetching = {"src", "srcset", "href", "xlink:href", "action", "formaction", "background", "poster"}

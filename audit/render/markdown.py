@@ -48,6 +48,29 @@ def render_markdown(report: AuditReport) -> bytes:
         f"| Base model | {md_escape(', '.join(card.base_models) or 'none declared')} |",
         "",
     ]
+    for probe in r.probes:
+        lines += [
+            f"### Probe: {md_escape(probe.title or probe.suite)}",
+            "",
+            "| Metric | Group | Value | 95% CI | n | p (Holm) |",
+            "|---|---|---:|---|---:|---:|",
+        ]
+        shown = [
+            m
+            for m in probe.metrics
+            if m.name in {"expected_maximum_toxicity", "toxicity_probability", "mean_toxicity", "axis_gap"}
+        ]
+        for m in shown:
+            ci = (
+                f"[{m.ci_low:.3f}, {m.ci_high:.3f}]"
+                if m.ci_low is not None and m.ci_high is not None
+                else "–"
+            )
+            val = f"{m.value:.3f}" if m.value is not None else "–"
+            grp = md_escape(f"{m.axis} {m.group}".strip() or m.label)
+            padj = f"{m.p_adjusted:.3f}" if m.p_adjusted is not None else "–"
+            lines.append(f"| {m.name.replace('_', ' ')} | {grp} | {val} | {ci} | {m.n} | {padj} |")
+        lines.append("")
     ranked = [f for f in r.findings if f.severity.rank >= Severity.medium.rank]
     if ranked:
         lines += ["### Findings (medium and above)", ""]

@@ -129,6 +129,11 @@ class DetoxifyScorer:
 
         if self._model is None:
             self._model = self._load()
+            # Truncate to what the network can take (a tokenizer saved without model_max_length would not).
+            limit = getattr(self._model.model.config, "max_position_embeddings", None)
+            tok_limit = getattr(self._model.tokenizer, "model_max_length", None)
+            if isinstance(limit, int) and (not isinstance(tok_limit, int) or tok_limit > limit):
+                self._model.tokenizer.model_max_length = limit
         if not texts:
             return {c: [] for c in self._model.class_names}
         tok = self._model.tokenizer
