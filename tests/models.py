@@ -87,3 +87,32 @@ def build_tiny_detoxify(folder: Path) -> Path:
     torch.save(ckpt, str(folder / "tiny-detoxify.ckpt"))
     (folder / "labels.json").write_text(json.dumps(labels))
     return folder
+
+
+def build_tiny_bert(folder: Path, head: str) -> Path:
+    """A tiny random BERT with a masked-LM ('mlm') or 3-label classification ('cls') head."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = sorted({w for line in CORPUS for w in line.split()})
+    (folder / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
+    )
+    tok = BertTokenizer(vocab=str(folder / "vocab.txt"), model_max_length=128)
+    tok.save_pretrained(str(folder))
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=3,
+        id2label={0: "negative", 1: "neutral", 2: "positive"},
+        label2id={"negative": 0, "neutral": 1, "positive": 2},
+    )
+    torch.manual_seed(0)
+    model = BertForMaskedLM(cfg) if head == "mlm" else BertForSequenceClassification(cfg)
+    model.save_pretrained(str(folder))
+    return folder

@@ -140,3 +140,165 @@ class HFBackend:
                 out = self._model.generate(**enc, **gen_kw)
             new = out if self._seq2seq else out[:, enc["input_ids"].shape[1] :]
             yield p, self._tok.batch_decode(new, skip_special_tokens=True)
+
+
+# --------------------------------------------------------------------------- other model kinds
+KIND_BY_PIPELINE_TAG = {
+    "text-generation": "text-generation",
+    "text2text-generation": "text2text-generation",
+    "summarization": "text2text-generation",
+    "translation": "text2text-generation",
+    "fill-mask": "fill-mask",
+    "text-classification": "text-classification",
+    "zero-shot-classification": "text-classification",
+    "token-classification": "token-classification",
+    "question-answering": "question-answering",
+    "sentence-similarity": "sentence-embeddings",
+    "feature-extraction": "sentence-embeddings",
+}
+_ARCH_SUFFIX = (
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForMaskedLM", "fill-mask"),
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForConditionalGeneration", "text2text-generation"),
+)
+
+
+def detect_kind(
+    pipeline_tag: str | None, library: str | None, architectures: tuple[str, ...] = ()
+) -> str | None:
+    """The model kind from the card's pipeline tag, its library, or config.json's architectures."""
+    if library == "sentence-transformers":
+        return "sentence-embeddings"
+    if pipeline_tag and pipeline_tag in KIND_BY_PIPELINE_TAG:
+        return KIND_BY_PIPELINE_TAG[pipeline_tag]
+    for arch in architectures:
+        for suffix, kind in _ARCH_SUFFIX:
+            if arch.endswith(suffix):
+                return kind
+    return None
+
+
+class HFModel:
+    """Non-generative kinds through transformers / sentence-transformers, batched, on CUDA when present."""
+
+    def __init__(
+        self,
+        source: str,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        device: str = "auto",
+        batch_size: int = 32,
+    ) -> None:
+        self.source, self.revision, self.trust_remote_code = source, revision, trust_remote_code
+        self.batch_size = batch_size
+        torch = _import_torch()
+        self.device = (
+            "cuda"
+            if device == "auto" and torch.cuda.is_available()
+            else ("cpu" if device == "auto" else device)
+        )
+        self._cache: dict[str, Any] = {}
+
+    def _kw(self) -> dict[str, Any]:
+        return {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
+
+    def _load(self, cls_name: str) -> tuple[Any, Any]:
+        if cls_name not in self._cache:
+            import transformers
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            try:
+                tok = transformers.AutoTokenizer.from_pretrained(self.source, **self._kw())
+                model = (
+                    getattr(transformers, cls_name)
+                    .from_pretrained(self.source, **self._kw())
+                    .to(self.device)
+                    .eval()
+                )
+            except Exception as exc:  # noqa: BLE001
+                raise CollectionError(
+                    f"cannot load {self.source} as {cls_name}: {type(exc).__name__}: {str(exc)[:200]}",
+                    "check the model kind, or HF_HUB_OFFLINE and the cache",
+                ) from None
+            self._cache[cls_name] = (tok, model)
+        return self._cache[cls_name]  # type: ignore[no-any-return]
+
+    def fill_mask(self, texts: list[str], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k fillers (token, probability) of the first mask token in each text (`[MASK]` or the model's)."""
+        torch = _import_torch()
+        tok, model = self._load("AutoModelForMaskedLM")
+        mask = tok.mask_token
+        out: list[list[tuple[str, float]]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [
+                t.replace("[MASK]", mask).replace("<mask>", mask)
+                for t in texts[start : start + self.batch_size]
+            ]
+            enc = tok(batch, return_tensors="pt", padding=True, truncation=True).to(self.device)
+            with torch.inference_mode():
+                logits = model(**enc).logits
+            for row in range(len(batch)):
+                pos = (enc["input_ids"][row] == tok.mask_token_id).nonzero()
+                if len(pos) == 0:
+                    raise UsageError(
+                        f"no mask token in: {batch[row][:80]}", f"use {mask} (or [MASK]) in fill-mask prompts"
+                    )
+                probs = logits[row, int(pos[0])].softmax(-1)
+                top = probs.topk(top_k)
+                out.append(
+                    [
+                        (tok.decode([int(i)]).strip(), float(p))
+                        for p, i in zip(top.values, top.indices, strict=True)
+                    ]
+                )
+        return out
+
+    def classify(self, texts: list[str]) -> list[dict[str, float]]:
+        """Label probabilities per text (softmax; sigmoid for multi-label models)."""
+        torch = _import_torch()
+        tok, model = self._load("AutoModelForSequenceClassification")
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        multi = getattr(model.config, "problem_type", None) == "multi_label_classification"
+        out: list[dict[str, float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            enc = tok(batch, return_tensors="pt", padding=True, truncation=True).to(self.device)
+            with torch.inference_mode():
+                logits = model(**enc).logits
+            probs = logits.sigmoid() if multi else logits.softmax(-1)
+            out.extend({lab: float(p) for lab, p in zip(labels, row, strict=True)} for row in probs.cpu())
+        return out
+
+    def embed(self, texts: list[str]) -> Any:
+        """Sentence embeddings (sentence-transformers), L2-normalised, as a numpy array."""
+        if "st" not in self._cache:
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError:
+                raise UsageError(
+                    "sentence embeddings need sentence-transformers", "pip install sentence-transformers"
+                ) from None
+            try:
+                self._cache["st"] = SentenceTransformer(
+                    self.source,
+                    device=self.device,
+                    revision=self.revision,
+                    trust_remote_code=self.trust_remote_code,
+                )
+            except Exception as exc:  # noqa: BLE001
+                raise CollectionError(
+                    f"cannot load {self.source} with sentence-transformers: {type(exc).__name__}",
+                    "check the model folder, or HF_HUB_OFFLINE and the cache",
+                ) from None
+        return self._cache["st"].encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
