@@ -79,6 +79,25 @@ def group_findings(findings: tuple[Finding, ...]) -> OrderedDict[str, list[Findi
     return groups
 
 
+GROUP_METRICS = {"group_mean_toxicity": "toxicity", "negative_sentiment_rate": "negative"}
+GAP_METRICS = {"axis_gap": "gap", "paired_difference": "paired"}
+
+
+def probe_tables(probe: Any) -> dict[str, Any]:
+    """Metrics regrouped for reading: one row per group, one row per axis gap, and the rest as they are."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    gaps: dict[str, dict[str, Any]] = {}
+    other = []
+    for m in probe.metrics:
+        if m.name in GROUP_METRICS:
+            groups.setdefault((m.axis, m.group), {})[GROUP_METRICS[m.name]] = m
+        elif m.name in GAP_METRICS:
+            gaps.setdefault(m.axis, {})[GAP_METRICS[m.name]] = m
+        else:
+            other.append(m)
+    return {"groups": sorted(groups.items()), "gaps": sorted(gaps.items()), "other": other}
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """The Jinja environment: autoescape on, templates only from our own folder."""
@@ -109,7 +128,9 @@ def html_context(report: AuditReport, *, for_print: bool = False) -> dict[str, A
     charts = {
         p.suite: {"distribution": distribution_chart(p), "groups": group_chart(p)} for p in report.probes
     }
+    tables = {p.suite: probe_tables(p) for p in report.probes}
     return {
+        "tables": tables,
         "r": report,
         "charts": charts,
         "card": card,
