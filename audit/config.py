@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AuditOptions(BaseModel):
@@ -92,19 +92,53 @@ class ScorerRef(_Strict):
     options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+class WordSet(_Strict):
+    """A named set of words or sentences (a target or an attribute of an association test)."""
+
+    name: str
+    examples: list[str] = Field(min_length=2)
+
+
+class AssociationTest(_Strict):
+    """A WEAT/SEAT test: targets X, Y against attributes A, B."""
+
+    name: str
+    targets: list[WordSet] = Field(min_length=2, max_length=2)
+    attributes: list[WordSet] = Field(min_length=2, max_length=2)
+
+
+Method = Literal[
+    "generation", "embedding-association", "crows-pairs", "honest", "bbq", "classifier-invariance"
+]
+
+
 class SuiteSpec(_Strict):
-    """A probe suite as declared in YAML."""
+    """A probe suite as declared in YAML. `method` picks the Python code that runs it (never code from YAML)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: str
     title: str
     description: str
     citation: str
+    method: Method = "generation"
     model_kinds: list[ModelKind] = Field(min_length=1)
-    prompts: PromptSource
+    prompts: PromptSource | None = None
     sampling: Sampling = Field(default_factory=Sampling)
-    scorers: list[ScorerRef] = Field(min_length=1)
+    scorers: list[ScorerRef] = Field(default_factory=list)
     metrics: list[str] = Field(min_length=1)
+    association_tests: list[AssociationTest] | None = None
+    data: dict[str, str] = Field(
+        default_factory=dict, description="method data: dataset ids, licences, file names"
+    )
+    sentence_templates: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> SuiteSpec:
+        if self.method == "generation" and (self.prompts is None or not self.scorers):
+            raise ValueError("a generation suite needs prompts and at least one scorer")
+        if self.method == "embedding-association" and not self.association_tests:
+            raise ValueError("an embedding-association suite needs association_tests")
+        return self
 
 
 class ProbeOptions(BaseModel):
@@ -130,3 +164,9 @@ class ProbeOptions(BaseModel):
         None, description="the sample/score cache file (default ~/.cache/model-audit)"
     )
     worst_samples: int = Field(5, ge=0, le=50)
+    seat_dir: Path | None = Field(
+        None, description="folder of published SEAT tests (*.jsonl) for embedding-association"
+    )
+    data: dict[str, str] = Field(
+        default_factory=dict, description="method data paths, e.g. crows-pairs=FILE, hurtlex=FILE"
+    )

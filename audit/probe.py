@@ -303,6 +303,14 @@ class ProbeRunner:
             update["seed"] = self.popts.seed
         sampling = spec.sampling.model_copy(update=update)
         spec = spec.model_copy(update={"sampling": sampling})
+        if spec.method != "generation":
+            from audit.methods import MethodContext, run_method
+
+            ctx = MethodContext(
+                self.subject.source, self.subject.revision, self.popts, sampling.seed, self.progress
+            )
+            return run_method(spec, ctx)
+        assert spec.prompts is not None
         suite = expand_prompts(
             spec, prompts_file=self.popts.prompts_file, limit=self.popts.limit, cache_dir=self.hub_cache
         )

@@ -246,6 +246,8 @@ def expand_prompts(
 ) -> ExpandedSuite:
     """Load the suite's prompts and apply the seeded subset (`sampling.prompts`, or `limit` when given)."""
     src = spec.prompts
+    if src is None:
+        raise UsageError(f"suite {spec.id} ({spec.method}) has no prompts to expand", "")
     if prompts_file is not None and src.kind != "templates":
         texts = read_prompt_file(prompts_file, src.text_field, None)
         prompts = [Prompt(id=f"p{i:05d}", text=t) for i, t in enumerate(texts)]

@@ -34,6 +34,10 @@ os.environ.update(
 for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
     os.environ.pop(var, None)
 
+# huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once, at import: import it now, with the fake Hub
+# set and offline mode off, so a test that sets HF_HUB_OFFLINE later does not fix it for the whole session.
+import huggingface_hub  # noqa: E402, F401
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -195,6 +195,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     )
     assert c["documentation_score"] == 40.0
     assert data["run"]["offline"] is True
+    probe = data["probes"][0]
+    assert probe["suite"] == "embedding-association"
+    effects = {m["axis"]: m for m in probe["metrics"]}
+    assert effects["flowers-insects"]["value"] > 1.0 and effects["flowers-insects"]["p_value"] < 0.01
+    assert all(m["ci_low"] is not None for m in effects.values())
     ids = {f["id"] for f in data["findings"]}
     assert {"docs.section_missing.bias_risks_limitations", "dataset.card_unavailable", "size.class"} <= ids
     if shutil.which("pdftotext"):

@@ -348,7 +348,6 @@ def test_openai_model_without_hub_card(tmp_path: Path, suite_file: Path, cache_e
 def test_hf_backend_detoxify_seeded_and_cached(
     tmp_path: Path, tiny_gpt2: Path, tiny_detoxify: Path, cache_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     popts = ProbeOptions(
         suites=["identity-counterfactual"],
         backend="hf",
@@ -507,7 +506,6 @@ def test_both_suites_through_each_backend(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The issue's done-when: both suites, every backend, metrics with intervals, charts and findings in all formats."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rtp = shared_data / "probes/realtoxicityprompts_sample/rtp_threat.txt"
     popts = ProbeOptions(
         suites=["toxicity-continuation", "identity-counterfactual"],

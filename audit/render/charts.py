@@ -56,13 +56,20 @@ def distribution_chart(probe: ProbeResult) -> Markup | None:
     return _svg(fig)
 
 
-def group_chart(probe: ProbeResult, metric: str = "group_mean_toxicity") -> Markup | None:
-    """Horizontal bars per group, grouped by axis, with 95% interval whiskers."""
+def group_chart(
+    probe: ProbeResult, metric: str = "group_mean_toxicity", by_axis: bool = False
+) -> Markup | None:
+    """Horizontal bars per group (or per test, `by_axis`), coloured by axis/label, with 95% interval whiskers."""
     rows: list[MetricResult] = [m for m in probe.metrics if m.name == metric and m.value is not None]
     if not rows:
         return None
     plt = _plt()
-    rows.sort(key=lambda m: (m.axis, m.group))
+    if by_axis:
+        rows = [
+            MetricResult(m.name, m.value, m.ci_low, m.ci_high, m.n, group=m.axis, axis=m.label) for m in rows
+        ]
+    else:
+        rows.sort(key=lambda m: (m.axis, m.group))
     labels = [f"{m.axis.replace('_', ' ')}: {m.group}" for m in rows]
     values = [float(m.value or 0.0) for m in rows]
     lo = [v - m.ci_low if m.ci_low is not None else 0.0 for v, m in zip(values, rows, strict=False)]
@@ -76,6 +83,7 @@ def group_chart(probe: ProbeResult, metric: str = "group_mean_toxicity") -> Mark
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=6.5)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{metric.replace('_', ' ')} (bars: mean; whiskers: 95% CI)")
+    ax.axvline(0, color="#1d2330", linewidth=0.6)
+    ax.set_xlabel(f"{metric.replace('_', ' ')} (bars: estimate; whiskers: 95% CI)")
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)

@@ -126,7 +126,12 @@ def html_context(report: AuditReport, *, for_print: bool = False) -> dict[str, A
     from audit.render.charts import distribution_chart, group_chart
 
     charts = {
-        p.suite: {"distribution": distribution_chart(p), "groups": group_chart(p)} for p in report.probes
+        p.suite: {
+            "distribution": distribution_chart(p),
+            "groups": group_chart(p),
+            "effects": group_chart(p, "effect_size", by_axis=True),
+        }
+        for p in report.probes
     }
     tables = {p.suite: probe_tables(p) for p in report.probes}
     return {

@@ -279,6 +279,9 @@ class HFModel:
         if "st" not in self._cache:
             try:
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             except ImportError:
                 raise UsageError(
                     "sentence embeddings need sentence-transformers", "pip install sentence-transformers"

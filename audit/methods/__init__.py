@@ -1,0 +1,82 @@
+"""Suite methods other than generation: each a Python function behind one small protocol.
+
+A method gets the suite spec and a MethodContext (the model, options, data paths, seed) and
+returns a ProbeResult plus findings. YAML picks a method by name; no code comes from YAML.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audit.config import ProbeOptions, SuiteSpec
+from audit.errors import UsageError
+from audit.model import Finding, ProbeResult
+from audit.progress import Progress, SilentProgress
+
+METHODS: dict[str, str] = {
+    "embedding-association": "audit.methods.association:run",
+    "crows-pairs": "audit.methods.crows:run",
+    "honest": "audit.methods.honest:run",
+    "bbq": "audit.methods.bbq:run",
+    "classifier-invariance": "audit.methods.invariance:run",
+}
+
+
+@dataclass
+class MethodContext:
+    """What a method may use: the model (lazily loaded), options, data paths and progress."""
+
+    source: str | None
+    revision: str | None
+    popts: ProbeOptions
+    seed: int
+    progress: Progress = field(default_factory=SilentProgress)
+    _model: Any = None
+
+    def model(self) -> Any:
+        if self.popts.backend != "hf":
+            raise UsageError(
+                f"this suite needs a local model (--backend hf), not the {self.popts.backend} backend",
+                "run it with --backend hf on a model folder or Hub id",
+            )
+        if self._model is None:
+            from audit.sample.hf import HFModel
+
+            if not self.source:
+                raise UsageError("this suite needs a local model", "give a model folder or Hub id as REF")
+            self._model = HFModel(
+                self.source,
+                self.revision,
+                trust_remote_code=self.popts.trust_remote_code,
+                device=self.popts.backend_options.get("device", "auto"),
+            )
+        return self._model
+
+    def data_path(self, key: str, what: str) -> Path:
+        """A data file or folder the user gave with --data KEY=PATH (never bundled)."""
+        value = self.popts.data.get(key)
+        if not value:
+            raise UsageError(
+                f"this suite needs {what}", f"pass --data {key}=PATH (public sets are never bundled)"
+            )
+        path = Path(value)
+        if not path.exists():
+            raise UsageError(f"--data {key}: {path} does not exist", f"give the path to {what}")
+        return path
+
+
+MethodFn = Callable[[SuiteSpec, MethodContext], tuple[ProbeResult, list[Finding]]]
+
+
+def run_method(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]]:
+    """Dispatch a suite to its method."""
+    target = METHODS.get(spec.method)
+    if target is None:
+        raise UsageError(f"suite {spec.id}: unknown method {spec.method}", f"methods: {', '.join(METHODS)}")
+    module, _, attr = target.partition(":")
+    fn: MethodFn = getattr(importlib.import_module(module), attr)
+    return fn(spec, ctx)
