@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="local Detoxify checkpoint (.ckpt or its folder)",
     )
+    pr.add_argument("--no-probes", action="store_true", help="card audit only: run no probe suite")
     pr.add_argument(
         "--seat-dir",
         type=Path,
@@ -260,6 +261,7 @@ def _probe_options(args: argparse.Namespace) -> Any:
             trust_remote_code=args.trust_remote_code,
             detoxify_checkpoint=args.detoxify_checkpoint,
             seat_dir=args.seat_dir,
+            auto_suites=not args.no_probes,
             data=parse_backend_options(args.data),
         )
     except ValidationError as exc:

@@ -61,7 +61,7 @@ class TermGroup(_Strict):
 class PromptSource(_Strict):
     """Where a suite's prompts come from. Exactly one of inline, file, hf_dataset, templates."""
 
-    kind: Literal["inline", "file", "hf_dataset", "templates"]
+    kind: Literal["inline", "file", "hf_dataset", "templates", "bold"]
     inline: list[str] | None = None
     file: str | None = None
     hf_dataset: str | None = None
@@ -72,6 +72,9 @@ class PromptSource(_Strict):
     templates: list[str] | None = None
     groups: list[TermGroup] | None = None
     license: str | None = Field(None, description="licence of the public prompt set, shown in the report")
+    data_key: str | None = Field(
+        None, description="--data KEY=PATH that locates a user-provided prompt set (bold)"
+    )
 
 
 class Sampling(_Strict):
@@ -147,6 +150,7 @@ class ProbeOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     suites: list[str] = Field(default_factory=list)
+    auto_suites: bool = Field(True, description="without --suite, run the suites that fit the model's kind")
     backend: Literal["hf", "openai", "replay"] = "hf"
     backend_options: dict[str, str] = Field(default_factory=dict)
     scorers: list[str] | None = Field(

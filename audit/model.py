@@ -259,6 +259,7 @@ class ProbeResult:
     worst: tuple[SampleView, ...] = ()
     redacted: bool = False
     notes: tuple[str, ...] = ()
+    skipped: str = ""
 
 
 @dataclass(frozen=True)

@@ -160,20 +160,66 @@ def run_audit(
         model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=str(ref))
         report = _no_card_report(model_ref, options, f"no Hub card: {getattr(exc, 'message', exc)}")
     out = out_dir or default_out_dir(report)
-    if not popts.suites:
+    from audit.probe import select_suites
+    from audit.sample.hf import detect_kind
+
+    arch = report.card.architecture
+    kind = detect_kind(report.card.pipeline_tag, report.card.library_name, arch.architectures if arch else ())
+    if kind is None and popts.backend == "openai":
+        kind = "text-generation"
+    requested = list(popts.suites)
+    automatic = not requested and popts.auto_suites
+    suites = requested or (select_suites(kind) if automatic else [])
+    if not suites:
         return report, out
     from audit.model import Finding, Severity
     from audit.probe import ProbeRunner, SubjectModel
 
     source = model_ref.repo_id if model_ref.kind == "hub" else model_ref.path
-    subject = SubjectModel(ref=report.card.subject, source=source, revision=report.run.resolved_revision)
+    subject = SubjectModel(
+        ref=report.card.subject, source=source, revision=report.run.resolved_revision, kind=kind
+    )
     runner = ProbeRunner(subject, popts, out, progress=progress, hub_cache=options.cache_dir)
     probes, extra = [], []
     try:
-        for suite in popts.suites:
-            result, findings = runner.run_suite(suite)
+        for suite in suites:
+            try:
+                result, findings = runner.run_suite(suite)
+            except AuditError as exc:
+                if not automatic:
+                    raise
+                # Chosen by the model's kind, not by the user: a suite that cannot run is reported, not fatal.
+                from audit.model import ProbeResult as _PR
+                from audit.suites import resolve_suite
+
+                spec = resolve_suite(suite)
+                result, findings = (
+                    _PR(
+                        suite=spec.id,
+                        version=spec.version,
+                        title=spec.title,
+                        citation=spec.citation,
+                        skipped=f"{exc.message} ({exc.hint})" if exc.hint else exc.message,
+                    ),
+                    [],
+                )
             probes.append(result)
             extra.extend(findings)
+        if automatic:
+            from audit.model import ProbeResult as _PR
+            from audit.suites import builtin_suites
+
+            for spec in builtin_suites().values():
+                if spec.id not in suites:
+                    probes.append(
+                        _PR(
+                            suite=spec.id,
+                            version=spec.version,
+                            title=spec.title,
+                            citation=spec.citation,
+                            skipped=f"not for {kind} models (suite applies to {', '.join(spec.model_kinds)})",
+                        )
+                    )
     finally:
         runner.close()
     if popts.trust_remote_code and popts.backend == "hf":
@@ -190,6 +236,7 @@ def run_audit(
             )
         )
     findings_all = tuple(sorted(report.findings + tuple(extra), key=lambda f: (-f.severity.rank, f.id)))
+    popts = popts.model_copy(update={"suites": suites})
     run = replace(
         report.run,
         duration_s=round(time.monotonic() - t0, 3),

@@ -46,6 +46,7 @@ class SubjectModel:
     ref: str
     source: str | None  # a Hub id or a local folder for the hf backend
     revision: str | None
+    kind: str | None = None  # detected model kind (text-generation, fill-mask, ...)
 
 
 class RunFiles:
@@ -307,12 +308,21 @@ class ProbeRunner:
             from audit.methods import MethodContext, run_method
 
             ctx = MethodContext(
-                self.subject.source, self.subject.revision, self.popts, sampling.seed, self.progress
+                self.subject.source,
+                self.subject.revision,
+                self.popts,
+                sampling.seed,
+                self.progress,
+                kind=self.subject.kind,
             )
             return run_method(spec, ctx)
         assert spec.prompts is not None
         suite = expand_prompts(
-            spec, prompts_file=self.popts.prompts_file, limit=self.popts.limit, cache_dir=self.hub_cache
+            spec,
+            prompts_file=self.popts.prompts_file,
+            limit=self.popts.limit,
+            cache_dir=self.hub_cache,
+            data=self.popts.data,
         )
         scorers = _scorers(spec, self.popts)
         samples = self.sample(suite, sampling)
@@ -341,6 +351,23 @@ class ProbeRunner:
 
     def close(self) -> None:
         self.cache.close()
+
+
+# Task-aware selection: the suites that fit each model kind.
+SUITES_BY_KIND: dict[str, list[str]] = {
+    "text-generation": ["toxicity-continuation", "identity-counterfactual", "bold", "honest"],
+    "text2text-generation": ["toxicity-continuation", "identity-counterfactual", "bold"],
+    "fill-mask": ["crows-pairs", "honest"],
+    "text-classification": ["classifier-invariance"],
+    "token-classification": ["classifier-invariance"],
+    "sentence-embeddings": ["embedding-association"],
+    "question-answering": ["bbq"],
+}
+
+
+def select_suites(kind: str | None) -> list[str]:
+    """The built-in suites for a model kind (none when the kind is unknown)."""
+    return list(SUITES_BY_KIND.get(kind or "", []))
 
 
 def _metric(name: str, est: Estimate, **kw: Any) -> MetricResult:
@@ -545,15 +572,16 @@ def _group_metrics(
             for d in by_t.values()
             if len(d) == 2
         ]
-        metrics.append(
-            _metric(
-                "paired_difference",
-                mean_ci(diffs, seed),
-                group=f"{gap.high_group} - {gap.low_group}",
-                axis=axis,
-                label=label,
+        if "paired_difference" in spec.metrics:
+            metrics.append(
+                _metric(
+                    "paired_difference",
+                    mean_ci(diffs, seed),
+                    group=f"{gap.high_group} - {gap.low_group}",
+                    axis=axis,
+                    label=label,
+                )
             )
-        )
         if p_adj is not None and p_adj < GAP_ALPHA and gap.gap >= GAP_MIN:
             findings.append(
                 Finding(

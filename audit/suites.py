@@ -194,6 +194,27 @@ def read_prompt_file(path: Path, text_field: str = "text", filter_field: str | N
     return [t[:MAX_PROMPT_CHARS] for t in texts]
 
 
+def read_bold(folder: Path) -> list[Prompt]:
+    """BOLD prompts: one {group: {entity: [prompts]}} JSON per domain; the domain is the axis."""
+    out: list[Prompt] = []
+    for path in sorted(folder.glob("*_prompt.json")):
+        domain = path.name.removesuffix("_prompt.json")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for group, entities in sorted(data.items()):
+            for entity, texts in sorted(entities.items()):
+                for j, text in enumerate(texts):
+                    if isinstance(text, str) and text.strip():
+                        out.append(
+                            Prompt(
+                                id=f"{domain}-{group}-{entity}-{j}"[:200],
+                                text=text.strip()[:MAX_PROMPT_CHARS],
+                                axis=domain,
+                                group=group,
+                            )
+                        )
+    return out
+
+
 def _hf_dataset_prompts(src: PromptSource, cache_dir: Path | None) -> tuple[list[str], dict[str, Any]]:
     """Download the prompt set's data files from the Hub (cached by huggingface_hub), never bundled."""
     from huggingface_hub import HfApi, hf_hub_download
@@ -243,6 +264,7 @@ def expand_prompts(
     prompts_file: Path | None = None,
     limit: int | None = None,
     cache_dir: Path | None = None,
+    data: dict[str, str] | None = None,
 ) -> ExpandedSuite:
     """Load the suite's prompts and apply the seeded subset (`sampling.prompts`, or `limit` when given)."""
     src = spec.prompts
@@ -261,6 +283,20 @@ def expand_prompts(
         texts = read_prompt_file(path, src.text_field, src.filter_field)
         prompts = [Prompt(id=f"p{i:05d}", text=t) for i, t in enumerate(texts)]
         source = {"kind": "file", "path": str(path), "sha256": _sha256(path)}
+    elif src.kind == "bold":
+        key = src.data_key or "bold"
+        folder = Path((data or {}).get(key, ""))
+        if not (data or {}).get(key) or not folder.is_dir():
+            raise UsageError(
+                f"suite {spec.id} needs the BOLD prompts folder (*_prompt.json, CC BY-SA 4.0)",
+                f"pass --data {key}=PATH/to/bold/prompts",
+            )
+        prompts = read_bold(folder)
+        source = {
+            "kind": "bold",
+            "path": str(folder),
+            "files": sorted(p.name for p in folder.glob("*_prompt.json")),
+        }
     elif src.kind == "hf_dataset":
         texts, source = _hf_dataset_prompts(src, cache_dir)
         prompts = [Prompt(id=f"p{i:05d}", text=t) for i, t in enumerate(texts)]

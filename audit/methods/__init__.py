@@ -35,6 +35,7 @@ class MethodContext:
     popts: ProbeOptions
     seed: int
     progress: Progress = field(default_factory=SilentProgress)
+    kind: str | None = None
     _model: Any = None
 
     def model(self) -> Any:
@@ -63,10 +64,35 @@ class MethodContext:
             raise UsageError(
                 f"this suite needs {what}", f"pass --data {key}=PATH (public sets are never bundled)"
             )
+        if value.startswith(("http://", "https://")):
+            return download(value)
         path = Path(value)
         if not path.exists():
             raise UsageError(f"--data {key}: {path} does not exist", f"give the path to {what}")
         return path
+
+
+def download(url: str) -> Path:
+    """Fetch a data file the user named by URL into the cache (once); a hash of the URL names the copy."""
+    import hashlib
+    import urllib.request
+
+    from audit.cache import cache_home
+    from audit.fsutil import atomic_write
+
+    name = hashlib.sha256(url.encode()).hexdigest()[:24] + Path(url.split("?")[0]).suffix
+    target = cache_home() / "data" / name
+    if target.exists():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - a URL the user gave
+            data = resp.read(200 * 1024 * 1024)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot download {url}: {exc}", "download it yourself and pass the local path"
+        ) from None
+    atomic_write(target, data)
+    return target
 
 
 MethodFn = Callable[[SuiteSpec, MethodContext], tuple[ProbeResult, list[Finding]]]

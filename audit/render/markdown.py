@@ -48,17 +48,29 @@ def render_markdown(report: AuditReport) -> bytes:
         f"| Base model | {md_escape(', '.join(card.base_models) or 'none declared')} |",
         "",
     ]
-    for probe in r.probes:
+    for probe in (p for p in r.probes if p.skipped):
+        lines.append(f"- Probe suite `{probe.suite}` skipped: {md_escape(probe.skipped)}")
+    if any(p.skipped for p in r.probes):
+        lines.append("")
+    for probe in (p for p in r.probes if not p.skipped):
         lines += [
             f"### Probe: {md_escape(probe.title or probe.suite)}",
             "",
             "| Metric | Group | Value | 95% CI | n | p (Holm) |",
             "|---|---|---:|---|---:|---:|",
         ]
+        headline = {
+            "expected_maximum_toxicity",
+            "toxicity_probability",
+            "mean_toxicity",
+            "stereotype_preference",
+            "honest_score",
+            "bias_score_ambig",
+            "bias_score_disambig",
+        }
+        per_axis = {"axis_gap", "effect_size"}
         shown = [
-            m
-            for m in probe.metrics
-            if m.name in {"expected_maximum_toxicity", "toxicity_probability", "mean_toxicity", "axis_gap"}
+            m for m in probe.metrics if (m.name in headline and m.group in ("", "all")) or m.name in per_axis
         ]
         for m in shown:
             ci = (

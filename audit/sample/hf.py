@@ -305,3 +305,106 @@ class HFModel:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+def shared_positions(ids1: list[int], ids2: list[int]) -> tuple[list[int], list[int]]:
+    """Positions of the tokens two sequences share (difflib 'equal' blocks), as CrowS-Pairs aligns them."""
+    import difflib
+
+    s1, s2 = [str(i) for i in ids1], [str(i) for i in ids2]
+    t1: list[int] = []
+    t2: list[int] = []
+    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(None, s1, s2).get_opcodes():
+        if op == "equal":
+            t1.extend(range(a0, a1))
+            t2.extend(range(b0, b1))
+    return t1, t2
+
+
+class MaskedLMScorer:
+    """Pseudo-log-likelihoods with a masked LM: mask one position at a time, sum log P(original token)."""
+
+    def __init__(self, model: HFModel) -> None:
+        self.tok, self.model = model._load("AutoModelForMaskedLM")
+        self.device = model.device
+        self.batch_size = model.batch_size
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok(text, truncation=True)["input_ids"])
+
+    def pll(self, ids: list[int], positions: list[int]) -> float:
+        """Sum over `positions` of log P(ids[p] | ids with p masked), batched over positions."""
+        torch = _import_torch()
+        if not positions:
+            return 0.0
+        base = torch.tensor(ids, device=self.device)
+        total = 0.0
+        for start in range(0, len(positions), self.batch_size):
+            pos = positions[start : start + self.batch_size]
+            batch = base.repeat(len(pos), 1)
+            rows = torch.arange(len(pos), device=self.device)
+            cols = torch.tensor(pos, device=self.device)
+            batch[rows, cols] = self.tok.mask_token_id
+            with torch.inference_mode():
+                logp = self.model(input_ids=batch, attention_mask=torch.ones_like(batch)).logits.log_softmax(
+                    -1
+                )
+            total += float(logp[rows, cols, base[cols]].sum())
+        return total
+
+
+class ChoiceScorer:
+    """Multiple choice with a causal LM: the option with the highest log-likelihood after the prompt."""
+
+    def __init__(self, model: HFModel) -> None:
+        self.tok, self.model = model._load("AutoModelForCausalLM")
+        self.device = model.device
+
+    def loglik(self, prompt: str, option: str) -> float:
+        torch = _import_torch()
+        p_ids = self.tok(prompt)["input_ids"]
+        o_ids = self.tok(option)["input_ids"]
+        if self.tok.bos_token_id is not None and o_ids[:1] == [self.tok.bos_token_id]:
+            o_ids = o_ids[1:]
+        ids = torch.tensor([p_ids + o_ids], device=self.device)
+        with torch.inference_mode():
+            logp = self.model(input_ids=ids).logits.log_softmax(-1)[0]
+        positions = torch.arange(len(p_ids) - 1, len(p_ids) + len(o_ids) - 1, device=self.device)
+        return float(logp[positions, ids[0, len(p_ids) :]].sum())
+
+    def choose(self, prompt: str, options: list[str]) -> int:
+        scores = [self.loglik(prompt, " " + o) for o in options]
+        return int(max(range(len(options)), key=lambda i: scores[i]))
+
+
+class ExtractiveQA:
+    """Extractive question answering: the highest-scoring start/end span of the context."""
+
+    def __init__(self, model: HFModel) -> None:
+        self.tok, self.model = model._load("AutoModelForQuestionAnswering")
+        self.device = model.device
+
+    def answer(self, question: str, context: str, max_len: int = 30) -> str:
+        torch = _import_torch()
+        enc = self.tok(
+            question,
+            context,
+            return_tensors="pt",
+            truncation="only_second",
+            max_length=384,
+            return_offsets_mapping=True,
+        )
+        offsets = enc.pop("offset_mapping")[0]
+        seq = enc.sequence_ids(0)
+        enc = enc.to(self.device)
+        with torch.inference_mode():
+            out = self.model(**enc)
+        start, end = out.start_logits[0].cpu(), out.end_logits[0].cpu()
+        ctx_idx = [i for i, s in enumerate(seq) if s == 1]
+        best, best_span = -float("inf"), (0, 0)
+        for i in ctx_idx:
+            for j in ctx_idx:
+                if i <= j < i + max_len and float(start[i] + end[j]) > best:
+                    best, best_span = float(start[i] + end[j]), (i, j)
+        a, b = int(offsets[best_span[0]][0]), int(offsets[best_span[1]][1])
+        return context[a:b]
