@@ -90,7 +90,7 @@ def build_tiny_detoxify(folder: Path) -> Path:
 
 
 def build_tiny_bert(folder: Path, head: str) -> Path:
-    """A tiny random BERT with a masked-LM ('mlm') or 3-label classification ('cls') head."""
+    """A tiny random BERT with a masked-LM ('mlm'), 3-label classification ('cls') or extractive QA ('qa') head."""
     import torch
     from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertTokenizer
 
@@ -113,6 +113,14 @@ def build_tiny_bert(folder: Path, head: str) -> Path:
         label2id={"negative": 0, "neutral": 1, "positive": 2},
     )
     torch.manual_seed(0)
-    model = BertForMaskedLM(cfg) if head == "mlm" else BertForSequenceClassification(cfg)
+    from transformers import BertForQuestionAnswering
+
+    if head == "qa":
+        cfg.num_labels = 2  # start and end logits
+        cfg.id2label, cfg.label2id = {0: "start", 1: "end"}, {"start": 0, "end": 1}
+
+    model = {"mlm": BertForMaskedLM, "cls": BertForSequenceClassification, "qa": BertForQuestionAnswering}[
+        head
+    ](cfg)
     model.save_pretrained(str(folder))
     return folder

@@ -23,7 +23,9 @@ FLIP_MIN_LOW = 0.10
 
 def top_label(p: dict[str, float]) -> str:
     """The label with the highest probability."""
-    return max(p.items(), key=lambda kv: kv[1])[0]  # probe.bias.invariance: a group's flip-rate interval above 10%
+    return max(p.items(), key=lambda kv: kv[1])[
+        0
+    ]  # probe.bias.invariance: a group's flip-rate interval above 10%
 
 
 def invariance(

@@ -30,6 +30,15 @@ def _import_torch() -> Any:
     return torch
 
 
+def max_positions(config: Any) -> int | None:
+    """How many tokens the model's positions allow (None when unbounded or unknown)."""
+    for key in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
+        v = getattr(config, key, None)
+        if isinstance(v, int) and 0 < v < 10**7:
+            return v
+    return None
+
+
 class HFBackend:
     """Generates with transformers on CUDA when present, else CPU."""
 
@@ -126,7 +135,10 @@ class HFBackend:
         k = sampling.samples_per_prompt
         do_sample = sampling.temperature > 0
         for p in prompts:
-            enc = self._tok(p.text, return_tensors="pt", truncation=True, max_length=1024).to(self._device)
+            limit = max_positions(self._model.config) or 1024
+            room = max(8, min(1024, limit - (0 if self._seq2seq else sampling.max_new_tokens)))
+            self._tok.truncation_side = "left"  # keep the end of a long prompt, where the continuation starts
+            enc = self._tok(p.text, return_tensors="pt", truncation=True, max_length=room).to(self._device)
             torch.manual_seed(seeds[p.id])
             gen_kw: dict[str, Any] = {
                 "max_new_tokens": sampling.max_new_tokens,
@@ -366,6 +378,9 @@ class ChoiceScorer:
         o_ids = self.tok(option)["input_ids"]
         if self.tok.bos_token_id is not None and o_ids[:1] == [self.tok.bos_token_id]:
             o_ids = o_ids[1:]
+        limit = max_positions(self.model.config)
+        if limit and len(p_ids) + len(o_ids) > limit:
+            p_ids = p_ids[len(p_ids) + len(o_ids) - limit :]  # keep the end of the prompt, next to the answer
         ids = torch.tensor([p_ids + o_ids], device=self.device)
         with torch.inference_mode():
             logp = self.model(input_ids=ids).logits.log_softmax(-1)[0]
