@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="local Detoxify checkpoint (.ckpt or its folder)",
     )
+    from audit.cli_governance import add_run_flags
+
+    add_run_flags(r)
     pr.add_argument("--no-probes", action="store_true", help="card audit only: run no probe suite")
     pr.add_argument(
         "--seat-dir",
@@ -165,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("schema", help="print the JSON Schema of report.json")
+    from audit.cli_governance import add_parsers
+
+    add_parsers(sub)
 
     su = sub.add_parser("suites", help="list the probe suites; `suites validate FILE` checks your own")
     su.add_argument("action", nargs="?", choices=["list", "validate"], default="list")
@@ -282,12 +288,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.backend != "openai" or not args.suite:
             raise
         ref = args.ref  # an endpoint model name that is not a Hub id: the card part says so
-    report, out = run_audit(
-        ref, _options(args), _probe_options(args), out_dir=args.out, progress=_progress(args)
-    )
+    from audit import cli_governance as gov
+
+    options, popts = _options(args), _probe_options(args)
+    if args.if_changed is not None and gov.unchanged_since(args, ref, options, popts):
+        print(f"unchanged since {args.if_changed}: revision, suites and policy are the same; nothing to do")
+        return EXIT_OK
+    report, out = run_audit(ref, options, popts, out_dir=args.out, progress=_progress(args))
+    report = gov.finish_run(args, report, out)
     paths = write_report(report, out, formats)
     _print_written(report, paths)
-    return EXIT_OK
+    return gov.gate_exit(report, args.junit)
 
 
 def _print_written(report: Any, paths: list[Path]) -> None:
@@ -378,6 +389,19 @@ COMMANDS = {
     "schema": cmd_schema,
     "suites": cmd_suites,
 }
+
+
+def _governance(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from audit import cli_governance
+
+        result: int = getattr(cli_governance, f"cmd_{name}")(args)
+        return result
+
+    return run
+
+
+COMMANDS.update({name: _governance(name) for name in ("gate", "compare", "diff", "verify")})
 
 
 def main(argv: list[str] | None = None) -> int:

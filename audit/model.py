@@ -288,6 +288,79 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class RuleOutcome:
+    """One policy rule as evaluated: what it checked, its verdict and the evidence."""
+
+    rule: str
+    kind: str
+    verdict: Literal["pass", "warn", "fail"]
+    message: str
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WaiverStatus:
+    """A waiver from the policy and whether it applied."""
+
+    finding_id: str
+    owner: str
+    justification: str
+    expires: str
+    status: Literal["active", "expired", "unused"]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A policy applied to this report."""
+
+    policy: str
+    policy_sha256: str
+    verdict: Literal["pass", "warn", "fail"]
+    rules: tuple[RuleOutcome, ...]
+    waivers: tuple[WaiverStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """A metric of the baseline and of this run, and whether the change is significant."""
+
+    suite: str
+    metric: str
+    group: str
+    old: float | None
+    new: float | None
+    p_value: float | None
+    significant: bool
+    worse: bool
+    test: str
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """What changed since a baseline audit."""
+
+    baseline: str
+    old_revision: str | None
+    new_revision: str | None
+    revision_changed: bool
+    metadata_changes: tuple[str, ...] = ()
+    license_changed: bool = False
+    sections_added: tuple[str, ...] = ()
+    sections_removed: tuple[str, ...] = ()
+    findings_new: tuple[str, ...] = ()
+    findings_resolved: tuple[str, ...] = ()
+    metrics: tuple[MetricChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """sha256 over the report (with this field empty) and the run's sample and score files."""
+
+    content_hash: str
+    covers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AuditReport:
     """One audit: the single object every renderer reads."""
 
@@ -300,3 +373,6 @@ class AuditReport:
     findings: tuple[Finding, ...]
     probes: tuple[ProbeResult, ...]
     verdict: Verdict
+    gate: GateResult | None = None
+    drift: DriftResult | None = None
+    integrity: Integrity | None = None

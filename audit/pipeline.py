@@ -264,27 +264,91 @@ def default_out_dir(report: AuditReport, base: Path = Path("reports")) -> Path:
 def write_report(
     report: AuditReport, out_dir: Path, formats: list[str] | tuple[str, ...] = DEFAULT_FORMATS
 ) -> list[Path]:
-    """Render every format in memory, then write each file atomically. report.json is always written."""
+    """Render every format in memory, then write each file atomically, then manifest.json.
+
+    report.json is always written. The report carries an integrity hash over itself and the
+    run's samples and scores; manifest.json lists the sha256 of every file in the folder.
+    """
+    from audit.manifest import MANIFEST, build_manifest, content_hash
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = replace(report, integrity=content_hash(report, out_dir))
     wanted = list(dict.fromkeys(["json", *formats]))
     rendered: list[tuple[Path, bytes]] = []
     for fmt in wanted:
         fn, filename = renderer(fmt)
         rendered.append((out_dir / filename, fn(report)))
-    out_dir.mkdir(parents=True, exist_ok=True)
     for path, data in rendered:
         atomic_write(path, data)
+    import json as _json
+
+    atomic_write(out_dir / MANIFEST, (_json.dumps(build_manifest(report, out_dir), indent=2) + "\n").encode())
     return [p for p, _ in rendered]
 
 
 def render_dir(folder: Path, formats: list[str]) -> list[Path]:
-    """Re-render a finished audit from its report.json, without collecting again."""
+    """Re-render a finished audit from its report.json (without collecting again); the manifest is renewed."""
     report = load_report_dir(folder)
-    outputs = []
-    for fmt in formats:
-        fn, filename = renderer(fmt)
-        if fmt == "json":
-            continue  # report.json is the source of truth; never rewrite it from itself
-        outputs.append((folder / filename, fn(report)))
-    for path, data in outputs:
-        atomic_write(path, data)
-    return [p for p, _ in outputs]
+    wanted = [f for f in formats if f != "json"]
+    paths = write_report(report, folder, wanted)
+    return [p for p in paths if p.name != "report.json" or "json" in formats]
+
+
+def apply_baseline(report: AuditReport, baseline_dir: Path, run_dir: Path | None) -> AuditReport:
+    """Add drift against a baseline run directory, and the drift findings, to a report."""
+    from audit.analyze import verdict as _verdict
+    from audit.drift import diff_reports, drift_findings
+
+    old = load_report_dir(baseline_dir)
+    drift = diff_reports(old, report, baseline=str(baseline_dir), old_dir=baseline_dir, new_dir=run_dir)
+    findings = tuple(
+        sorted(
+            report.findings + tuple(drift_findings(drift, report.card.subject)),
+            key=lambda f: (-f.severity.rank, f.id),
+        )
+    )
+    return replace(report, drift=drift, findings=findings, verdict=_verdict(findings))
+
+
+def apply_policy(report: AuditReport, policy: str | Path) -> AuditReport:
+    """Evaluate a policy file (or `default`) against a report and attach the result."""
+    from audit.gate import evaluate, load_policy
+
+    pol, sha = load_policy(policy)
+    return replace(
+        report, gate=evaluate(report, pol, pol.name if str(policy) != "default" else "default", sha)
+    )
+
+
+def fingerprint(report: AuditReport, suites: list[str], policy: str | Path | None) -> dict[str, str | None]:
+    """What --if-changed compares: the model revision, the suites' definitions and the policy file."""
+    import hashlib
+    import json
+
+    from audit.suites import resolve_suite
+
+    parts = []
+    for name in sorted(suites):
+        try:
+            parts.append(resolve_suite(name).model_dump_json())
+        except Exception:  # noqa: BLE001 - a suite file that went away still has a name
+            parts.append(name)
+    suite_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    pol = None
+    if policy is not None:
+        from audit.gate import load_policy
+
+        pol = load_policy(policy)[1]
+    revision = report.run.resolved_revision or report.card.resolved_revision
+    if revision is None:  # a local folder: its file list and card metadata stand for the revision
+        revision = (
+            "local:"
+            + hashlib.sha256(
+                json.dumps(
+                    [report.card.files, report.card.metadata, report.card.card_bytes],
+                    sort_keys=True,
+                    default=str,
+                ).encode()
+            ).hexdigest()[:16]
+        )
+    return {"revision": revision, "suites": suite_hash, "policy": pol}

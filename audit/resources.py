@@ -22,3 +22,8 @@ def templates_dir() -> Path:
 def probes_dir() -> Path:
     """The probe suite definitions (YAML)."""
     return _find("probes")
+
+
+def policies_dir() -> Path:
+    """The shipped policies (default.yaml)."""
+    return _find("policies")

@@ -11,7 +11,7 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[demo,models,probes,test]"
   # Reference implementations for the metric cross-checks (tests only). wefe pins numpy<=1.26 and
   # scipy<1.13 although its WEAT runs on current ones, so it is installed without its pins.
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check gensim plotly semantic_version Unidecode
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check gensim plotly semantic_version Unidecode pandas requests tqdm scikit-learn
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "wefe==1.0.1" "honest==0.2.1"
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi

@@ -63,7 +63,7 @@ def test_run_writes_all_formats_to_default_dir(
     )
     assert code == 0
     out_dir = tmp_path / "reports" / f"org__cli-model-{repo.refs['main'][:12]}"
-    assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.html", "report.md"}
+    assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.html", "report.md", "manifest.json"}
     assert f"wrote {Path('reports') / out_dir.name / 'report.html'}" in out
 
 
@@ -177,7 +177,13 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
-    assert {p.name for p in out.iterdir()} == {"report.json", "report.html", "report.pdf", "report.md"}
+    assert {p.name for p in out.iterdir()} == {
+        "report.json",
+        "report.html",
+        "report.pdf",
+        "report.md",
+        "manifest.json",
+    }
     data = json.loads((out / "report.json").read_text())
     c = data["card"]
     assert data["subject"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"

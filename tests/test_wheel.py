@@ -105,5 +105,6 @@ def test_wheel_installs_and_renders(tmp_path: Path) -> None:
         "report.html",
         "report.pdf",
         "report.md",
+        "manifest.json",
     }
     assert "license.noncommercial" in (work / "out" / "report.html").read_text()

@@ -83,6 +83,23 @@ def render_markdown(report: AuditReport) -> bytes:
             padj = f"{m.p_adjusted:.3f}" if m.p_adjusted is not None else "–"
             lines.append(f"| {m.name.replace('_', ' ')} | {grp} | {val} | {ci} | {m.n} | {padj} |")
         lines.append("")
+    if r.gate is not None:
+        lines += [f"### Policy `{md_escape(r.gate.policy)}`: **{r.gate.verdict.upper()}**", ""]
+        for o in r.gate.rules:
+            if o.verdict != "pass":
+                lines.append(f"- {o.verdict.upper()} `{md_escape(o.rule)}`: {md_escape(o.message)}")
+        lines.append("")
+    if r.drift is not None:
+        d = r.drift
+        lines += [
+            "### Changes since the baseline",
+            "",
+            f"- revision: `{md_escape((d.old_revision or 'local')[:12])}` → `{md_escape((d.new_revision or 'local')[:12])}`",
+            f"- licence changed: {'yes' if d.license_changed else 'no'}",
+            f"- new findings: {md_escape(', '.join(d.findings_new) or 'none')}",
+            f"- significantly worse metrics: {sum(m.significant and m.worse for m in d.metrics)}",
+            "",
+        ]
     ranked = [f for f in r.findings if f.severity.rank >= Severity.medium.rank]
     if ranked:
         lines += ["### Findings (medium and above)", ""]
@@ -96,7 +113,9 @@ def render_markdown(report: AuditReport) -> bytes:
     lines += [
         "",
         f"<sub>model-risk-audit {md_escape(r.run.tool_version)} · {md_escape(r.run.finished_at)} UTC · "
-        "full report: report.html / report.pdf / report.json</sub>",
+        "full report: report.html / report.pdf / report.json"
+        + (f" · content hash {r.integrity.content_hash[:16]}…" if r.integrity else "")
+        + "</sub>",
         "",
     ]
     return "\n".join(lines).encode("utf-8")

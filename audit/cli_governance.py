@@ -1,0 +1,180 @@
+"""CLI commands for governance: gate, compare, diff, verify (kept apart from cli.py to stay small)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from audit.errors import UsageError
+
+EXIT_OK, EXIT_GATE = 0, 1
+
+
+def add_parsers(sub: Any) -> None:
+    """Register gate, compare, diff and verify."""
+    g = sub.add_parser("gate", help="apply a policy to a finished audit; exit 1 on fail")
+    g.add_argument("report", type=Path, metavar="REPORT", help="a run directory (or its report.json)")
+    g.add_argument("--policy", required=True, metavar="FILE", help="policy YAML, or `default`")
+    g.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (one test case per rule)")
+
+    cp = sub.add_parser("compare", help="side-by-side report of several models (run directories or REFs)")
+    cp.add_argument(
+        "items", nargs="+", metavar="A", help="run directories or model references (at least two)"
+    )
+    cp.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    cp.add_argument("--format", default="html,pdf,md", metavar="LIST", help="comma-separated: html,pdf,md")
+
+    df = sub.add_parser("diff", help="what changed between two finished audits")
+    df.add_argument("old", type=Path, metavar="OLD")
+    df.add_argument("new", type=Path, metavar="NEW")
+    df.add_argument("--json", action="store_true", help="print the drift as JSON")
+
+    vf = sub.add_parser("verify", help="check a run directory against its manifest; exit 1 on any change")
+    vf.add_argument("dir", type=Path, metavar="DIR")
+
+
+def add_run_flags(r: Any) -> None:
+    """--policy, --junit, --baseline and --if-changed on `model-audit run`."""
+    gv = r.add_argument_group("governance")
+    gv.add_argument(
+        "--policy", metavar="FILE", help="gate the audit against a policy (FILE or `default`); exit 1 on fail"
+    )
+    gv.add_argument("--junit", type=Path, metavar="FILE", help="write the policy outcome as JUnit XML")
+    gv.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="a previous run directory: report the drift since it"
+    )
+    gv.add_argument(
+        "--if-changed",
+        type=Path,
+        metavar="DIR",
+        help="exit at once (0) when revision, suites and policy equal this baseline run's",
+    )
+
+
+def unchanged_since(args: argparse.Namespace, ref: Any, options: Any, popts: Any) -> bool:
+    """--if-changed: True when the baseline run saw the same revision, suites and policy."""
+    from audit.pipeline import audit_model, fingerprint
+    from audit.serialize import load_report_dir
+
+    base = load_report_dir(args.if_changed)
+    suites = base.run.inputs.get("probes", {}).get("suites", []) or popts.suites
+    current = fingerprint(audit_model(ref, options), list(suites), args.policy)
+    return bool(base.run.inputs.get("fingerprint") == current)
+
+
+def finish_run(args: argparse.Namespace, report: Any, out: Path) -> Any:
+    """Record the fingerprint, add drift (--baseline) and the gate (--policy)."""
+    from dataclasses import replace
+
+    from audit.pipeline import apply_baseline, apply_policy, fingerprint
+
+    suites_run = list(report.run.inputs.get("probes", {}).get("suites", []))
+    inputs = {**report.run.inputs, "fingerprint": fingerprint(report, suites_run, args.policy)}
+    report = replace(report, run=replace(report.run, inputs=inputs))
+    if args.baseline is not None:
+        report = apply_baseline(report, args.baseline, out)
+    if args.policy:
+        report = apply_policy(report, args.policy)
+    return report
+
+
+def gate_exit(report: Any, junit: Path | None) -> int:
+    """Write JUnit when asked; exit 1 when the gate failed."""
+    if report.gate is None:
+        return EXIT_OK
+    from audit.fsutil import atomic_write
+    from audit.gate import junit_xml
+
+    if junit is not None:
+        atomic_write(junit, junit_xml(report.gate, report.subject.display))
+    failed = [o for o in report.gate.rules if o.verdict == "fail"]
+    print(
+        f"policy {report.gate.policy}: {report.gate.verdict.upper()}"
+        + (f" ({len(failed)} failing rules: {', '.join(o.rule for o in failed[:8])})" if failed else "")
+    )
+    return EXIT_GATE if report.gate.verdict == "fail" else EXIT_OK
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from audit.pipeline import apply_policy, write_report
+    from audit.serialize import load_report_dir
+
+    folder = args.report.parent if args.report.name == "report.json" else args.report
+    report = apply_policy(load_report_dir(folder), args.policy)
+    existing = [
+        f
+        for f, name in (("html", "report.html"), ("pdf", "report.pdf"), ("md", "report.md"))
+        if (folder / name).exists()
+    ]
+    write_report(report, folder, existing)
+    return gate_exit(report, args.junit)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from audit.compare import compare, render_compare
+    from audit.pipeline import audit_model
+    from audit.render import parse_formats
+    from audit.serialize import load_report_dir
+
+    if len(args.items) < 2:
+        raise UsageError("compare needs at least two models", "model-audit compare A B [C ...] --out DIR")
+    formats = parse_formats(args.format)
+    reports = []
+    for item in args.items:
+        p = Path(item)
+        reports.append(load_report_dir(p) if (p / "report.json").is_file() else audit_model(item))
+    for path in render_compare(compare(reports), args.out, formats):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from audit.drift import diff_reports
+    from audit.serialize import load_report_dir
+
+    d = diff_reports(
+        load_report_dir(args.old),
+        load_report_dir(args.new),
+        baseline=str(args.old),
+        old_dir=args.old,
+        new_dir=args.new,
+    )
+    if args.json:
+        print(json.dumps(asdict(d), indent=2, default=str))
+        return EXIT_OK
+    print(
+        f"revision: {(d.old_revision or 'local')[:12]} -> {(d.new_revision or 'local')[:12]}"
+        + (" (changed)" if d.revision_changed else " (unchanged)")
+    )
+    print(f"licence changed: {'yes' if d.license_changed else 'no'}")
+    for c in d.metadata_changes:
+        print(f"  metadata {c}")
+    print(
+        f"sections added: {', '.join(d.sections_added) or 'none'}; removed: {', '.join(d.sections_removed) or 'none'}"
+    )
+    print(
+        f"findings new: {', '.join(d.findings_new) or 'none'}; resolved: {', '.join(d.findings_resolved) or 'none'}"
+    )
+    for m in d.metrics:
+        flag = "WORSE" if m.significant and m.worse else ("better" if m.significant else "n.s.")
+        p = f"{m.p_value:.4g}" if m.p_value is not None else "n/a"
+        print(f"  {m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} p={p} {flag}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from audit.manifest import verify
+
+    problems = verify(args.dir)
+    if problems:
+        for p in problems:
+            print(p)
+        sys.stderr.write(f"error: {args.dir} does not match its manifest ({len(problems)} problems)\n")
+        return EXIT_GATE
+    print(f"{args.dir}: every file matches manifest.json and the report's content hash")
+    return EXIT_OK

@@ -1,0 +1,165 @@
+"""Compare: one side-by-side report for choosing among candidate models.
+
+Key facts, findings by severity and id, every metric the reports share with its interval per
+model, and which differences are significant: a two-sided z-test from each pair's 95% intervals
+(normal approximation), Holm-corrected over all pairs of all shared metrics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scipy import stats as sps
+
+from audit.model import AuditReport, MetricResult, Severity
+from audit.stats import holm
+
+ALPHA = 0.05
+
+
+@dataclass
+class Comparison:
+    """Everything the compare renderers show."""
+
+    reports: list[AuditReport]
+    names: list[str]
+    finding_ids: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _key(suite: str, m: MetricResult) -> tuple[str, str, str, str, str]:
+    return (suite, m.name, m.axis, m.group, m.label)
+
+
+def _z(a: MetricResult, b: MetricResult) -> float | None:
+    if None in (a.value, b.value, a.ci_low, a.ci_high, b.ci_low, b.ci_high):
+        return None
+    se = math.hypot((a.ci_high - a.ci_low) / 3.92, (b.ci_high - b.ci_low) / 3.92)  # type: ignore[operator]
+    if se == 0:
+        return None
+    return float(2 * sps.norm.sf(abs(a.value - b.value) / se))  # type: ignore[operator]
+
+
+def compare(reports: list[AuditReport]) -> Comparison:
+    """Build the comparison of two or more reports."""
+    names = [r.card.subject if r.card.subject else r.subject.display for r in reports]
+    c = Comparison(reports=reports, names=names)
+    ids = sorted(
+        {f.id for r in reports for f in r.findings},
+        key=lambda i: (
+            -max((f.severity.rank for r in reports for f in r.findings if f.id == i), default=0),
+            i,
+        ),
+    )
+    c.finding_ids = ids
+    per_model: list[dict[tuple[str, str, str, str, str], MetricResult]] = [
+        {_key(p.suite, m): m for p in r.probes if not p.skipped for m in p.metrics} for r in reports
+    ]
+    shared = [k for k in per_model[0] if all(k in pm for pm in per_model[1:])]
+    tests = []
+    for k in shared:
+        row = {
+            "suite": k[0],
+            "metric": k[1],
+            "axis": k[2],
+            "group": k[3],
+            "label": k[4],
+            "values": [pm[k] for pm in per_model],
+        }
+        c.metrics.append(row)
+        for i, j in itertools.combinations(range(len(reports)), 2):
+            tests.append((k, i, j, _z(per_model[i][k], per_model[j][k])))
+    adjusted = holm([t[3] for t in tests])
+    for (k, i, j, p), p_adj in zip(tests, adjusted, strict=True):
+        if p is None:
+            continue
+        a, b = per_model[i][k], per_model[j][k]
+        c.differences.append(
+            {
+                "suite": k[0],
+                "metric": k[1],
+                "where": " ".join(x for x in k[2:] if x),
+                "a": names[i],
+                "b": names[j],
+                "va": a.value,
+                "vb": b.value,
+                "p": p,
+                "p_adj": p_adj,
+                "significant": p_adj is not None and p_adj < ALPHA,
+            }
+        )
+    return c
+
+
+def severity_counts(r: AuditReport) -> list[int]:
+    return [sum(1 for f in r.findings if f.severity == s) for s in reversed(Severity)]
+
+
+def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Path]:
+    """compare.html / compare.pdf / compare.md, written atomically."""
+    from audit.fsutil import atomic_write
+    from audit.render.html import environment
+    from audit.render.markdown import md_escape
+    from audit.resources import templates_dir
+
+    css = (templates_dir() / "report.css").read_text(encoding="utf-8")
+    ctx = {
+        "c": c,
+        "css": css,
+        "sev_counts": [severity_counts(r) for r in c.reports],
+        "finding_matrix": [
+            [next((f.severity.value for f in r.findings if f.id == fid), "") for r in c.reports]
+            for fid in c.finding_ids
+        ],
+    }
+    html = environment().get_template("compare.html.j2").render(**ctx)
+    out: list[tuple[Path, bytes]] = []
+    if "html" in formats:
+        out.append((out_dir / "compare.html", html.encode()))
+    if "pdf" in formats:
+        from weasyprint import HTML
+
+        from audit.render.pdf import _fetcher
+
+        out.append(
+            (out_dir / "compare.pdf", HTML(string=html, base_url=None, url_fetcher=_fetcher()).write_pdf())
+        )
+    if "md" in formats:
+        lines = [
+            "## Model comparison",
+            "",
+            "| | " + " | ".join(md_escape(n) for n in c.names) + " |",
+            "|---|" + "---|" * len(c.names),
+        ]
+        rows: list[tuple[str, list[str]]] = [
+            ("Verdict", [r.verdict.rating for r in c.reports]),
+            ("Licence", [", ".join(r.card.licenses) or "none" for r in c.reports]),
+            ("Size", [f"{r.card.size_class or '?'} ({r.card.parameters or '?'})" for r in c.reports]),
+            ("Documentation score", [str(r.card.documentation_score) for r in c.reports]),
+            (
+                "Findings (crit/high/med/low/info)",
+                ["/".join(map(str, severity_counts(r))) for r in c.reports],
+            ),
+        ]
+        for label, vals in rows:
+            lines.append(f"| {label} | " + " | ".join(md_escape(v) for v in vals) + " |")
+        sig = [d for d in c.differences if d["significant"]]
+        lines += [
+            "",
+            f"{len(sig)} significant differences in shared metrics (Holm-corrected, alpha {ALPHA}).",
+        ]
+        for d in sig[:20]:
+            lines.append(
+                f"- {md_escape(d['suite'])} {md_escape(d['metric'])} {md_escape(d['where'])}: "
+                f"{md_escape(d['a'])} {d['va']:.3f} vs {md_escape(d['b'])} {d['vb']:.3f} (p_holm {d['p_adj']:.4f})"
+            )
+        out.append((out_dir / "compare.md", ("\n".join(lines) + "\n").encode()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, data in out:
+        atomic_write(path, data)
+    return [p for p, _ in out]

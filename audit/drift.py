@@ -1,0 +1,178 @@
+"""Drift: what changed between a baseline audit and this one.
+
+Revision, card metadata (a licence change is a finding), card sections added or removed,
+findings new and resolved, and each shared metric's change with a test: a permutation test on
+the stored per-prompt scores when both run directories hold them (generation suites), else a
+z-test from the two 95% intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from audit.model import AuditReport, DriftResult, Finding, MetricChange, Severity
+
+ALPHA = 0.05
+_META_KEYS = (
+    "license",
+    "license_name",
+    "license_link",
+    "datasets",
+    "base_model",
+    "pipeline_tag",
+    "library_name",
+    "language",
+)
+
+
+def _per_prompt(run_dir: Path | None, suite: str, scorer: str, label: str) -> dict[str, float]:
+    """Mean score per prompt of one suite from a run directory's samples.jsonl and scores.jsonl."""
+    if run_dir is None or not (run_dir / "samples.jsonl").exists() or not (run_dir / "scores.jsonl").exists():
+        return {}
+    prompt_of = {}
+    for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r.get("suite") == suite:
+                prompt_of[r["key"]] = r["prompt_id"]
+    values: dict[str, list[float]] = defaultdict(list)
+    for line in (run_dir / "scores.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r.get("scorer") == scorer and r.get("key") in prompt_of and label in r["scores"]:
+                values[prompt_of[r["key"]]].append(float(r["scores"][label]))
+    return {k: float(np.mean(v)) for k, v in values.items()}
+
+
+def _z_test(a: Any, b: Any) -> float | None:
+    if None in (a.value, b.value, a.ci_low, a.ci_high, b.ci_low, b.ci_high):
+        return None
+    se = math.hypot((a.ci_high - a.ci_low) / (2 * 1.96), (b.ci_high - b.ci_low) / (2 * 1.96))
+    if se == 0:
+        return 0.0 if a.value != b.value else 1.0
+    return float(2 * sps.norm.sf(abs(b.value - a.value) / se))
+
+
+def diff_reports(
+    old: AuditReport,
+    new: AuditReport,
+    *,
+    baseline: str = "",
+    old_dir: Path | None = None,
+    new_dir: Path | None = None,
+    seed: int = 0,
+) -> DriftResult:
+    """Compare two reports (and, when given, their run directories' per-prompt scores)."""
+    oc, nc = old.card, new.card
+    changes = []
+    for key in _META_KEYS:
+        a, b = oc.metadata.get(key), nc.metadata.get(key)
+        if a != b:
+            changes.append(f"{key}: {json.dumps(a)[:120]} -> {json.dumps(b)[:120]}")
+    license_changed = oc.licenses != nc.licenses
+    old_sections = {s.key for s in oc.sections if s.present}
+    new_sections = {s.key for s in nc.sections if s.present}
+    old_f, new_f = {f.id for f in old.findings}, {f.id for f in new.findings}
+    metrics: list[MetricChange] = []
+    for np_ in new.probes:
+        op = next((p for p in old.probes if p.suite == np_.suite and not p.skipped), None)
+        if op is None or np_.skipped:
+            continue
+        tox = next((s for s in np_.scorers if s.kind == "toxicity"), None)
+        old_pp = _per_prompt(old_dir, np_.suite, tox.name, tox.primary) if tox else {}
+        new_pp = _per_prompt(new_dir, np_.suite, tox.name, tox.primary) if tox else {}
+        olds = {(m.name, m.group, m.axis, m.label): m for m in op.metrics}
+        for m in np_.metrics:
+            a = olds.get((m.name, m.group, m.axis, m.label))
+            if a is None or a.value is None or m.value is None:
+                continue
+            test = "z-test from 95% intervals"
+            p: float | None
+            if (
+                old_pp
+                and new_pp
+                and m.name in {"mean_toxicity", "expected_maximum_toxicity", "toxicity_probability"}
+                and len(old_pp) >= 2
+                and len(new_pp) >= 2
+            ):
+                x, y = np.array(list(old_pp.values())), np.array(list(new_pp.values()))
+                res = sps.permutation_test(
+                    (x, y),
+                    lambda u, v, axis=-1: np.mean(v, axis=axis) - np.mean(u, axis=axis),
+                    vectorized=True,
+                    n_resamples=5000,
+                    rng=np.random.default_rng(seed),
+                )
+                p, test = float(res.pvalue), "permutation test on per-prompt mean scores"
+            else:
+                p = _z_test(a, m)
+            worse = (m.value > a.value) if m.higher_is_worse else (m.value < a.value)
+            metrics.append(
+                MetricChange(
+                    np_.suite,
+                    m.name,
+                    " ".join(x for x in (m.axis, m.group, m.label) if x),
+                    a.value,
+                    m.value,
+                    p,
+                    p is not None and p < ALPHA and m.value != a.value,
+                    worse,
+                    test,
+                )
+            )
+    return DriftResult(
+        baseline=baseline,
+        old_revision=old.run.resolved_revision,
+        new_revision=new.run.resolved_revision,
+        revision_changed=old.run.resolved_revision != new.run.resolved_revision,
+        metadata_changes=tuple(changes),
+        license_changed=license_changed,
+        sections_added=tuple(sorted(new_sections - old_sections)),
+        sections_removed=tuple(sorted(old_sections - new_sections)),
+        findings_new=tuple(sorted(new_f - old_f)),
+        findings_resolved=tuple(sorted(old_f - new_f)),
+        metrics=tuple(metrics),
+    )
+
+
+def drift_findings(drift: DriftResult, subject: str) -> list[Finding]:
+    """Findings raised by drift: `drift.license_changed`, `drift.metric_regressed`."""
+    out = []
+    if drift.license_changed:
+        out.append(
+            Finding(
+                "drift.license_changed",
+                Severity.high,
+                "drift",
+                "The licence changed since the baseline audit",
+                "The model's declared licence is not the one the baseline audit saw.",
+                tuple(c for c in drift.metadata_changes if c.startswith("license")) or ("license changed",),
+                "Re-run the legal review before continuing to use the new revision.",
+                subject,
+            )
+        )
+    worse = [m for m in drift.metrics if m.significant and m.worse]
+    if worse:
+        out.append(
+            Finding(
+                "drift.metric_regressed",
+                Severity.high,
+                "drift",
+                f"{len(worse)} probe metrics regressed significantly",
+                "These metrics are worse than in the baseline audit, and the change is statistically significant.",
+                tuple(
+                    f"{m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} (p = {m.p_value:.4g})"
+                    for m in worse[:10]
+                ),
+                "Pin the previous revision until the regression is understood.",
+                subject,
+            )
+        )
+    return out
