@@ -40,14 +40,18 @@ def _z(a: MetricResult, b: MetricResult) -> float | None:
     if None in (a.value, b.value, a.ci_low, a.ci_high, b.ci_low, b.ci_high):
         return None
     se = math.hypot((a.ci_high - a.ci_low) / 3.92, (b.ci_high - b.ci_low) / 3.92)  # type: ignore[operator]
-    if se == 0:
-        return None
+    if se == 0:  # both intervals collapsed (all observations equal): any difference is certain
+        return 0.0 if a.value != b.value else 1.0
     return float(2 * sps.norm.sf(abs(a.value - b.value) / se))  # type: ignore[operator]
 
 
 def compare(reports: list[AuditReport]) -> Comparison:
     """Build the comparison of two or more reports."""
     names = [r.card.subject if r.card.subject else r.subject.display for r in reports]
+    if len(set(names)) < len(names):  # the same model at two revisions: tell them apart
+        names = [
+            f"{n}@{(r.run.resolved_revision or 'local')[:7]}" for n, r in zip(names, reports, strict=True)
+        ]
     c = Comparison(reports=reports, names=names)
     ids = sorted(
         {f.id for r in reports for f in r.findings},
@@ -60,7 +64,8 @@ def compare(reports: list[AuditReport]) -> Comparison:
     per_model: list[dict[tuple[str, str, str, str, str], MetricResult]] = [
         {_key(p.suite, m): m for p in r.probes if not p.skipped for m in p.metrics} for r in reports
     ]
-    shared = [k for k in per_model[0] if all(k in pm for pm in per_model[1:])]
+    keys = list(dict.fromkeys(k for pm in per_model for k in pm))
+    shared = [k for k in keys if sum(k in pm for pm in per_model) >= 2]  # in at least two reports
     tests = []
     for k in shared:
         row = {
@@ -69,11 +74,12 @@ def compare(reports: list[AuditReport]) -> Comparison:
             "axis": k[2],
             "group": k[3],
             "label": k[4],
-            "values": [pm[k] for pm in per_model],
+            "values": [pm.get(k) for pm in per_model],
         }
         c.metrics.append(row)
         for i, j in itertools.combinations(range(len(reports)), 2):
-            tests.append((k, i, j, _z(per_model[i][k], per_model[j][k])))
+            if k in per_model[i] and k in per_model[j]:
+                tests.append((k, i, j, _z(per_model[i][k], per_model[j][k])))
     adjusted = holm([t[3] for t in tests])
     for (k, i, j, p), p_adj in zip(tests, adjusted, strict=True):
         if p is None:

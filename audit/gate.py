@@ -275,7 +275,7 @@ def _drift_rules(report: AuditReport, rules: DriftRules) -> list[RuleOutcome]:
         )
     if rules.metric_regressed is not None:
         worse = [
-            f"{m.suite}/{m.metric} {m.group}: {m.old} -> {m.new} (p = {m.p_value:.4g}, {m.test})"
+            f"{m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} (p = {m.p_value:.4g}, {m.test})"
             for m in d.metrics
             if m.significant and m.worse and m.p_value is not None
         ]

@@ -352,6 +352,7 @@ def test_scheduled_reaudit_story(
         ["pdftotext", str(cmp_dir / "compare.pdf"), "-"], capture_output=True, text=True
     ).stdout
     assert "Key facts" in ctext and "Shared metrics" in ctext
+    assert "significant differences" in md and "toxicity-continuation" in md
 
 
 def test_verify_detects_a_tampered_report_json(tmp_path: Path, options: Any) -> None:
