@@ -17,19 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from audit import __version__
+from audit.fsutil import sha256_file
 from audit.model import AuditReport, Integrity
 from audit.serialize import report_to_dict
 
 MANIFEST = "manifest.json"
 DATA_FILES = ("samples.jsonl", "scores.jsonl")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _canonical(report: AuditReport) -> bytes:

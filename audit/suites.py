@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from audit.collect.cardparse import _BoundedLoader
 from audit.config import PromptSource, SuiteSpec
 from audit.errors import AuditError, UsageError
+from audit.fsutil import sha256_file
 from audit.resources import probes_dir
 
 MAX_SUITE_BYTES = 2 * 1024 * 1024
@@ -139,14 +139,6 @@ def resolve_suite(name: str) -> SuiteSpec:
     close = difflib.get_close_matches(name, list(suites), n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(suites)}"
     raise UsageError(f"unknown suite '{name}'", hint)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _field(row: Any, dotted: str) -> Any:
@@ -273,7 +265,11 @@ def expand_prompts(
     if prompts_file is not None and src.kind != "templates":
         texts = read_prompt_file(prompts_file, src.text_field, None)
         prompts = [Prompt(id=f"p{i:05d}", text=t) for i, t in enumerate(texts)]
-        source: dict[str, Any] = {"kind": "file", "path": str(prompts_file), "sha256": _sha256(prompts_file)}
+        source: dict[str, Any] = {
+            "kind": "file",
+            "path": str(prompts_file),
+            "sha256": sha256_file(prompts_file),
+        }
     elif src.kind == "inline":
         prompts = [Prompt(id=f"p{i:05d}", text=t[:MAX_PROMPT_CHARS]) for i, t in enumerate(src.inline or [])]
         source = {"kind": "inline"}
@@ -282,7 +278,7 @@ def expand_prompts(
         path = Path(src.file)
         texts = read_prompt_file(path, src.text_field, src.filter_field)
         prompts = [Prompt(id=f"p{i:05d}", text=t) for i, t in enumerate(texts)]
-        source = {"kind": "file", "path": str(path), "sha256": _sha256(path)}
+        source = {"kind": "file", "path": str(path), "sha256": sha256_file(path)}
     elif src.kind == "bold":
         key = src.data_key or "bold"
         folder = Path((data or {}).get(key, ""))
