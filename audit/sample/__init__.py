@@ -43,11 +43,22 @@ def parse_backend_options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def available_backends() -> dict[str, str]:
+    """Built-in backends plus those registered under the `model_audit.backends` entry-point group."""
+    from importlib.metadata import entry_points
+
+    found = dict(BACKENDS)
+    for ep in entry_points(group="model_audit.backends"):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
 def make_backend(name: str, **kwargs: Any) -> Backend:
     """Instantiate a backend by name (lazy import: torch only for `hf`)."""
-    if name not in BACKENDS:
-        raise UsageError(f"unknown backend '{name}'", f"choose from {', '.join(BACKENDS)}")
-    module, _, attr = BACKENDS[name].partition(":")
+    backends = available_backends()
+    if name not in backends:
+        raise UsageError(f"unknown backend '{name}'", f"choose from {', '.join(backends)}")
+    module, _, attr = backends[name].partition(":")
     cls = getattr(importlib.import_module(module), attr)
     backend: Backend = cls(**kwargs)
     return backend
