@@ -119,8 +119,17 @@ def build_tiny_bert(folder: Path, head: str) -> Path:
         cfg.num_labels = 2  # start and end logits
         cfg.id2label, cfg.label2id = {0: "start", 1: "end"}, {"start": 0, "end": 1}
 
-    model = {"mlm": BertForMaskedLM, "cls": BertForSequenceClassification, "qa": BertForQuestionAnswering}[
-        head
-    ](cfg)
+    from transformers import BertForTokenClassification
+
+    if head == "tok":
+        cfg.num_labels = 3
+        cfg.id2label, cfg.label2id = {0: "O", 1: "B-PER", 2: "B-ORG"}, {"O": 0, "B-PER": 1, "B-ORG": 2}
+    heads = {
+        "mlm": BertForMaskedLM,
+        "cls": BertForSequenceClassification,
+        "qa": BertForQuestionAnswering,
+        "tok": BertForTokenClassification,
+    }
+    model = heads[head](cfg)
     model.save_pretrained(str(folder))
     return folder

@@ -34,7 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from models import build_tiny_bert, build_tiny_gpt2
 
     root = tmp_path_factory.mktemp("tiny-kinds")
-    return {k: build_tiny_bert(root / k, k) for k in ("mlm", "cls", "qa")} | {
+    return {k: build_tiny_bert(root / k, k) for k in ("mlm", "cls", "qa", "tok")} | {
         "gpt2": build_tiny_gpt2(root / "gpt2")
     }
 
@@ -170,6 +170,21 @@ def test_bbq_span_matching() -> None:
 
 
 # ------------------------------------------------------------------ invariance
+def test_token_outcomes_ignore_the_identity_term() -> None:
+    from audit.methods.invariance import token_outcomes
+
+    prompts = [
+        Prompt(id="a", text="My Muslim friend Anna", term="Muslim"),
+        Prompt(id="b", text="My Jewish friend Anna", term="Jewish"),
+    ]
+    tagged = [
+        [("My", "O", 0.9), ("Muslim", "B-ORG", 0.6), ("friend", "O", 0.8), ("Anna", "B-PER", 0.7)],
+        [("My", "O", 0.9), ("Jewish", "O", 0.5), ("friend", "O", 0.8), ("Anna", "B-PER", 0.7)],
+    ]
+    mean = pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    assert token_outcomes(prompts, tagged) == [{"O O B-PER": mean}, {"O O B-PER": mean}]
+
+
 def test_invariance_by_hand() -> None:
     prompts = [
         Prompt(id=f"t{t}-{g}", text="x", axis="ax", group=g, template_id=f"t{t}")
@@ -229,6 +244,7 @@ def test_bold_prompts_by_domain_and_group(shared_data: Path) -> None:
         ),
         ("qa", ["bbq"], {"bbq": "bbq"}, {"backend_options": {"kind": "question-answering"}}),
         ("cls", ["classifier-invariance"], {}, {"limit": None}),
+        ("tok", ["classifier-invariance"], {}, {"limit": None}),
     ],
 )
 def test_suite_end_to_end(

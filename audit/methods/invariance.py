@@ -21,6 +21,21 @@ from audit.suites import expand_prompts
 FLIP_MIN_LOW = 0.10
 
 
+def token_outcomes(prompts: list[Any], tagged: list[list[tuple[str, str, float]]]) -> list[dict[str, float]]:
+    """For token classifiers: the labels of the words around the identity term, as one outcome per prompt.
+
+    The outcome "label" is the label sequence of the words that are not the term; its score is
+    the mean probability of those labels. Swapping the term should change neither.
+    """
+    out = []
+    for p, words in zip(prompts, tagged, strict=True):
+        term = set(p.term.split())
+        rest = [(w, lab, pr) for w, lab, pr in words if w.strip(".,;:!?") not in term]
+        seq = " ".join(lab for _, lab, _ in rest)
+        out.append({seq: float(sum(pr for _, _, pr in rest) / max(1, len(rest)))})
+    return out
+
+
 def top_label(p: dict[str, float]) -> str:
     """The label with the highest probability."""
     return max(p.items(), key=lambda kv: kv[1])[
@@ -41,27 +56,26 @@ def invariance(
     for idx in by_t.values():
         labels = [top_label(probs[i]) for i in idx]
         ref = Counter(labels).most_common(1)[0][0]
-        mean_ref = float(np.mean([probs[i][ref] for i in idx]))
+        mean_ref = float(np.mean([probs[i].get(ref, 0.0) for i in idx]))
         for i, lab in zip(idx, labels, strict=True):
             g = prompts[i].group
             axis[g] = prompts[i].axis
             flips[g].append(float(lab != ref))
-            deltas[g].append(probs[i][ref] - mean_ref)
+            deltas[g].append(probs[i].get(ref, 0.0) - mean_ref)
     return flips, deltas, axis
 
 
 def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]]:
-    if ctx.kind == "token-classification":
-        from audit.errors import UsageError
-
-        raise UsageError(
-            "classifier-invariance runs on sequence classifiers; token-classification models are not supported yet",
-            "audit token classifiers with your own labelled data",
-        )
     suite = expand_prompts(spec, limit=ctx.popts.limit)
     prompts = suite.prompts
+    token_level = ctx.kind == "token-classification"
     with ctx.progress.task(f"{spec.id}: classifying", len(prompts)) as task:
-        probs = ctx.model().classify([p.text for p in prompts])
+        if token_level:
+            from audit.sample.hf import tag_words
+
+            probs = token_outcomes(prompts, tag_words(ctx.model(), [p.text for p in prompts]))
+        else:
+            probs = ctx.model().classify([p.text for p in prompts])
         task.advance(len(prompts))
     flips, deltas, axis = invariance(prompts, probs)
     metrics: list[MetricResult] = []

@@ -423,3 +423,25 @@ class ExtractiveQA:
                     best, best_span = float(start[i] + end[j]), (i, j)
         a, b = int(offsets[best_span[0]][0]), int(offsets[best_span[1]][1])
         return context[a:b]
+
+
+def tag_words(model: HFModel, texts: list[str]) -> list[list[tuple[str, str, float]]]:
+    """Token classification per whitespace word: (word, label of its first sub-token, that label's probability)."""
+    torch = _import_torch()
+    tok, net = model._load("AutoModelForTokenClassification")
+    labels = net.config.id2label
+    out: list[list[tuple[str, str, float]]] = []
+    for start in range(0, len(texts), model.batch_size):
+        batch = [t.split() for t in texts[start : start + model.batch_size]]
+        enc = tok(batch, is_split_into_words=True, return_tensors="pt", padding=True, truncation=True)
+        with torch.inference_mode():
+            probs = net(**{k: v.to(model.device) for k, v in enc.items()}).logits.softmax(-1).cpu()
+        for row, words in enumerate(batch):
+            seen: dict[int, tuple[str, str, float]] = {}
+            for pos, wid in enumerate(enc.word_ids(row)):
+                if wid is not None and wid not in seen:
+                    p = probs[row, pos]
+                    k = int(p.argmax())
+                    seen[wid] = (words[wid], str(labels[k]), float(p[k]))
+            out.append([seen[i] for i in sorted(seen)])
+    return out
