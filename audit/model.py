@@ -228,7 +228,8 @@ class ScorerFacts:
     threshold: float
     threshold_source: str
     higher_is_worse: bool
-    kind: str
+    kind: str  # "toxicity" or "sentiment"
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ written atomically: a failure never leaves a half-written report behind.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -21,12 +22,13 @@ from audit import __version__
 from audit.analyze import analyse, verdict
 from audit.collect import collect, parse_ref
 from audit.collect.hub import offline_mode
-from audit.config import AuditOptions, ProbeOptions
+from audit.config import AuditOptions, ProbeOptions, SuiteSpec
 from audit.fsutil import atomic_write
-from audit.model import SCHEMA_VERSION, AuditReport, ModelRef, RunInfo
+from audit.model import SCHEMA_VERSION, AuditReport, ModelRef, ProbeResult, RunInfo
 from audit.progress import Progress, SilentProgress
 from audit.render import renderer
 from audit.serialize import load_report_dir
+from audit.suites import builtin_suites, resolve_suite
 
 DEFAULT_FORMATS = ("json", "html", "pdf", "md")
 _LIBS = ("huggingface_hub", "pydantic", "PyYAML", "Jinja2", "markdown-it-py", "nh3", "weasyprint", "rich")
@@ -189,37 +191,20 @@ def run_audit(
                 if not automatic:
                     raise
                 # Chosen by the model's kind, not by the user: a suite that cannot run is reported, not fatal.
-                from audit.model import ProbeResult as _PR
-                from audit.suites import resolve_suite
-
-                spec = resolve_suite(suite)
                 result, findings = (
-                    _PR(
-                        suite=spec.id,
-                        version=spec.version,
-                        title=spec.title,
-                        citation=spec.citation,
-                        skipped=f"{exc.message} ({exc.hint})" if exc.hint else exc.message,
+                    _skipped(
+                        resolve_suite(suite), f"{exc.message} ({exc.hint})" if exc.hint else exc.message
                     ),
                     [],
                 )
             probes.append(result)
             extra.extend(findings)
         if automatic:
-            from audit.model import ProbeResult as _PR
-            from audit.suites import builtin_suites
-
-            for spec in builtin_suites().values():
-                if spec.id not in suites:
-                    probes.append(
-                        _PR(
-                            suite=spec.id,
-                            version=spec.version,
-                            title=spec.title,
-                            citation=spec.citation,
-                            skipped=f"not for {kind} models (suite applies to {', '.join(spec.model_kinds)})",
-                        )
-                    )
+            probes.extend(
+                _skipped(spec, f"not for {kind} models (suite applies to {', '.join(spec.model_kinds)})")
+                for spec in builtin_suites().values()
+                if spec.id not in suites
+            )
     finally:
         runner.close()
     if popts.trust_remote_code and popts.backend == "hf":
@@ -247,6 +232,13 @@ def run_audit(
         report, run=run, probes=tuple(probes), findings=findings_all, verdict=verdict(findings_all)
     )
     return report, out
+
+
+def _skipped(spec: SuiteSpec, reason: str) -> ProbeResult:
+    """A suite the automatic selection did not run, and why."""
+    return ProbeResult(
+        suite=spec.id, version=spec.version, title=spec.title, citation=spec.citation, skipped=reason
+    )
 
 
 def slug(text: str) -> str:
@@ -280,9 +272,7 @@ def write_report(
         rendered.append((out_dir / filename, fn(report)))
     for path, data in rendered:
         atomic_write(path, data)
-    import json as _json
-
-    atomic_write(out_dir / MANIFEST, (_json.dumps(build_manifest(report, out_dir), indent=2) + "\n").encode())
+    atomic_write(out_dir / MANIFEST, (json.dumps(build_manifest(report, out_dir), indent=2) + "\n").encode())
     return [p for p, _ in rendered]
 
 
@@ -323,9 +313,6 @@ def apply_policy(report: AuditReport, policy: str | Path) -> AuditReport:
 def fingerprint(report: AuditReport, suites: list[str], policy: str | Path | None) -> dict[str, str | None]:
     """What --if-changed compares: the model revision, the suites' definitions and the policy file."""
     import hashlib
-    import json
-
-    from audit.suites import resolve_suite
 
     parts = []
     for name in sorted(suites):

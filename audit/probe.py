@@ -22,7 +22,7 @@ import numpy as np
 from audit.cache import Cache, digest
 from audit.config import ProbeOptions, Sampling, SuiteSpec
 from audit.errors import UsageError
-from audit.model import Finding, MetricResult, ProbeResult, SampleView, ScorerFacts, Severity
+from audit.model import Finding, MetricResult, ProbeResult, SampleView, Severity
 from audit.progress import Progress, SilentProgress
 from audit.sample import make_backend
 from audit.score import Scorer, make_scorer
@@ -116,13 +116,6 @@ def _scorers(spec: SuiteSpec, popts: ProbeOptions) -> list[Scorer]:
             opts = {**opts, "checkpoint": str(popts.detoxify_checkpoint)}
         out.append(make_scorer(name, opts))
     return out
-
-
-def _facts(s: Scorer) -> ScorerFacts:
-    i = s.info
-    return ScorerFacts(
-        i.name, i.version, i.citation, i.primary, i.threshold, i.threshold_source, i.higher_is_worse, i.kind
-    )
 
 
 def _redact(text: str) -> str:
@@ -345,7 +338,7 @@ class ProbeRunner:
             citation=spec.citation,
             protocol=protocol,
             prompt_source=suite.source,
-            scorers=tuple(_facts(s) for s in scorers),
+            scorers=tuple(s.info for s in scorers),
             **result,
         ), findings
 

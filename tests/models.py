@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 CORPUS = [
     "the model writes a short sentence about the weather today",
@@ -46,42 +47,50 @@ def build_tiny_gpt2(folder: Path) -> Path:
     return folder
 
 
-def build_tiny_detoxify(folder: Path) -> Path:
-    """A Detoxify checkpoint around a random BERT (hidden 32, 2 layers, 6 labels) with local config and tokenizer."""
+def build_tiny_detoxify(folder: Path, vocab_file: Path | None = None, **config: Any) -> Path:
+    """A Detoxify checkpoint around a random BERT with its config and tokenizer beside it.
+
+    Tiny by default (hidden 32, 2 layers, the test corpus as vocabulary); the benchmark passes a
+    real vocabulary and BertConfig defaults for a bert-base-sized model.
+    """
+    import shutil
+
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    words = sorted({w for line in CORPUS for w in line.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    if vocab_file is not None:
+        shutil.copy(vocab_file, folder / "vocab.txt")
+    else:
+        words = sorted({w for line in CORPUS for w in line.split()})
+        (folder / "vocab.txt").write_text(
+            "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n"
+        )
+        config = {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 128,
+            **config,
+        }
+    tok = BertTokenizer(
+        vocab=str(folder / "vocab.txt"), model_max_length=config.get("max_position_embeddings", 512)
+    )
     tok.save_pretrained(str(folder))
     labels = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-    cfg = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=len(labels),
-    )
+    cfg = BertConfig(vocab_size=tok.vocab_size, num_labels=len(labels), **config)
     torch.manual_seed(0)
     model = BertForSequenceClassification(cfg)
     cfg.save_pretrained(str(folder))
+    args = {
+        "model_type": str(folder),
+        "model_name": "BertForSequenceClassification",
+        "tokenizer_name": "BertTokenizer",
+        "num_classes": len(labels),
+    }
     ckpt = {
-        "config": {
-            "arch": {
-                "args": {
-                    "model_type": str(folder),
-                    "model_name": "BertForSequenceClassification",
-                    "tokenizer_name": "BertTokenizer",
-                    "num_classes": len(labels),
-                }
-            },
-            "dataset": {"args": {"classes": labels}},
-        },
+        "config": {"arch": {"args": args}, "dataset": {"args": {"classes": labels}}},
         "state_dict": model.state_dict(),
     }
     torch.save(ckpt, str(folder / "tiny-detoxify.ckpt"))

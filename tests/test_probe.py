@@ -568,4 +568,6 @@ def test_both_suites_through_each_backend(
 
     text = sp.run(["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True).stdout
     assert "Probe: Toxic degeneration" in text and "Probe: Identity counterfactuals" in text
-    assert "expected maximum toxicity" in (out / "report.md").read_text().lower() or paths
+    assert {p.name for p in paths} == {"report.json", "report.html", "report.pdf", "report.md"}
+    md = (out / "report.md").read_text()
+    assert "| expected maximum toxicity |" in md and "| axis gap |" in md

@@ -32,7 +32,6 @@ class HubFetch:
     """What the Hub gave us about one repo (model or dataset)."""
 
     card: bytes | None = None
-    card_missing: bool = False
     resolved_revision: str | None = None
     info: HubFacts | None = None
     info_error: str | None = None
@@ -191,7 +190,7 @@ def fetch_repo(
     """Fetch a repo's card, metadata and (for models) config.json.
 
     Raises an AuditError when the repo itself cannot be had (not found, gated, offline
-    cache miss, bad revision). A missing README is `card_missing`, and Hub metadata that
+    cache miss, bad revision). A missing README leaves `card` None, and Hub metadata that
     cannot be had (offline) is recorded in `info_error`: both are findings, not failures.
     """
     from huggingface_hub import HfApi
@@ -209,9 +208,6 @@ def fetch_repo(
             out.resolved_revision = out.info.sha
             siblings = getattr(info, "siblings", None) or []
             out.files = tuple(str(s.rfilename) for s in siblings[:5000] if getattr(s, "rfilename", None))
-            hub_config = getattr(info, "config", None)
-            if repo_type == "model" and isinstance(hub_config, dict):
-                out.extra["hub_config"] = hub_config
         except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError) as exc:
             raise map_hub_error(exc, repo_id, revision, repo_type) from None
         except hf.HfHubHTTPError as exc:
@@ -241,7 +237,7 @@ def fetch_repo(
             if hub_down is not None:
                 raise hub_down from None
             raise map_hub_error(exc, repo_id, revision, repo_type) from None
-        out.card_missing = True
+        out.card = None
     except Exception as exc:  # noqa: BLE001
         raise map_hub_error(exc, repo_id, revision, repo_type) from None
     if repo_type == "model" and want_config and (not out.files or "config.json" in out.files):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from audit.errors import UsageError
+from audit.model import ScorerFacts
 
 SCORERS: dict[str, str] = {
     "detoxify": "audit.score.detoxify:DetoxifyScorer",
@@ -16,19 +16,8 @@ SCORERS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class ScorerInfo:
-    """Provenance of a scorer: what it is, where its threshold comes from, which way is worse."""
-
-    name: str
-    version: str
-    citation: str
-    primary: str
-    threshold: float
-    threshold_source: str
-    higher_is_worse: bool
-    kind: str  # "toxicity" or "sentiment"
-    options: tuple[tuple[str, str], ...] = ()
+# A scorer declares what it is with the same record the report keeps of it.
+ScorerInfo = ScorerFacts
 
 
 class Scorer(Protocol):
