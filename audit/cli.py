@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 failed policy gate (reserved), 2 usage or configuration er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 from audit import __version__
 from audit.errors import AuditError, UsageError
+from audit.redact import redact_text
 
 log = logging.getLogger("audit")
 
@@ -210,6 +212,17 @@ def _ref(args: argparse.Namespace) -> Any:
     return replace(ref, name=args.name) if getattr(args, "name", None) else ref
 
 
+class _RedactingFilter(logging.Filter):
+    """Credentials in URLs never reach a log line (whoever formatted the message)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from audit.redact import redact_text
+
+        record.msg = redact_text(record.getMessage())
+        record.args = None
+        return True
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     if sys.stderr.isatty() and not os.environ.get("CI"):
@@ -220,6 +233,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(_RedactingFilter())
     root = logging.getLogger("audit")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -294,9 +308,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.if_changed is not None and gov.unchanged_since(args, ref, options, popts):
         print(f"unchanged since {args.if_changed}: revision, suites and policy are the same; nothing to do")
         return EXIT_OK
-    report, out = run_audit(ref, options, popts, out_dir=args.out, progress=_progress(args))
-    report = gov.finish_run(args, report, out)
-    paths = write_report(report, out, formats)
+    with contextlib.ExitStack() as locks:  # the run folder's lock, from the first write to the last
+        report, out = run_audit(ref, options, popts, out_dir=args.out, progress=_progress(args), locks=locks)
+        report = gov.finish_run(args, report, out)
+        paths = write_report(report, out, formats)
     _print_written(report, paths)
     return gov.gate_exit(report, args.junit)
 
@@ -351,8 +366,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     # Real embeddings of the bundled model: the built-in association tests (SEAT method), offline.
     popts = ProbeOptions(suites=["embedding-association"], backend="hf")
-    report, _ = run_audit(ref, AuditOptions(), popts, out_dir=args.out, progress=_progress(args))
-    paths = write_report(report, args.out, formats)
+    with contextlib.ExitStack() as locks:
+        report, _ = run_audit(
+            ref, AuditOptions(), popts, out_dir=args.out, progress=_progress(args), locks=locks
+        )
+        paths = write_report(report, args.out, formats)
     _print_written(report, paths)
     return EXIT_OK
 
@@ -415,16 +433,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except AuditError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        _traceback(args)
+        sys.stderr.write(redact_text(f"error: {exc.message}\n"))
         if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
+            sys.stderr.write(redact_text(f"hint: {exc.hint}\n"))
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - never a traceback for users unless they ask
-        if args.verbose or os.environ.get("MODEL_AUDIT_DEBUG"):
-            raise
-        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]}\n")
+        _traceback(args)
+        sys.stderr.write(redact_text(f"error: unexpected {type(exc).__name__}: {str(exc)[:300]}\n"))
         sys.stderr.write("hint: re-run with -v for the traceback and report it as a bug\n")
         return EXIT_RUNTIME
+
+
+def _traceback(args: argparse.Namespace) -> None:
+    """With -v (or MODEL_AUDIT_DEBUG), the traceback of the error being handled, credentials redacted."""
+    if args.verbose or os.environ.get("MODEL_AUDIT_DEBUG"):
+        import traceback
+
+        sys.stderr.write(redact_text(traceback.format_exc()))

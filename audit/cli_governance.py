@@ -100,16 +100,18 @@ def gate_exit(report: Any, junit: Path | None) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from audit.pipeline import apply_policy, write_report
+    from audit.runlock import RunFolderLock
     from audit.serialize import load_report_dir
 
     folder = args.report.parent if args.report.name == "report.json" else args.report
-    report = apply_policy(load_report_dir(folder), args.policy)
-    existing = [
-        f
-        for f, name in (("html", "report.html"), ("pdf", "report.pdf"), ("md", "report.md"))
-        if (folder / name).exists()
-    ]
-    write_report(report, folder, existing)
+    with RunFolderLock(folder):
+        report = apply_policy(load_report_dir(folder), args.policy)
+        existing = [
+            f
+            for f, name in (("html", "report.html"), ("pdf", "report.pdf"), ("md", "report.md"))
+            if (folder / name).exists()
+        ]
+        write_report(report, folder, existing)
     return gate_exit(report, args.junit)
 
 

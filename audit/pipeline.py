@@ -7,6 +7,7 @@ written atomically: a failure never leaves a half-written report behind.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -47,8 +48,10 @@ def library_versions() -> dict[str, str]:
 
 def hub_endpoint() -> str:
     """The Hub endpoint in use, with any credentials in the URL removed."""
+    from audit.redact import redact_url
+
     raw = os.environ.get("HF_ENDPOINT", "https://huggingface.co").strip()
-    parts = urlsplit(raw)
+    parts = urlsplit(redact_url(raw))
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
@@ -145,8 +148,13 @@ def run_audit(
     out_dir: Path | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
+    locks: contextlib.ExitStack | None = None,
 ) -> tuple[AuditReport, Path]:
-    """The whole pipeline: collect -> analyse -> sample -> score -> aggregate. Returns the report and its run dir."""
+    """The whole pipeline: collect -> analyse -> sample -> score -> aggregate. Returns the report and its run dir.
+
+    With `locks`, the run folder's lock is taken (and held by the stack) as soon as the folder is
+    known, before anything is written: the caller keeps it until the report is written.
+    """
     from audit.errors import AuditError, InvalidRefError
 
     options = options or AuditOptions()
@@ -162,6 +170,10 @@ def run_audit(
         model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=str(ref))
         report = _no_card_report(model_ref, options, f"no Hub card: {getattr(exc, 'message', exc)}")
     out = out_dir or default_out_dir(report)
+    if locks is not None:
+        from audit.runlock import RunFolderLock
+
+        locks.enter_context(RunFolderLock(out))
     from audit.probe import select_suites
     from audit.sample.hf import detect_kind
 
@@ -226,12 +238,22 @@ def run_audit(
         report.run,
         duration_s=round(time.monotonic() - t0, 3),
         finished_at=_utc(dt.datetime.now(dt.timezone.utc)),
-        inputs={**report.run.inputs, "probes": popts.model_dump(mode="json")},
+        inputs={**report.run.inputs, "probes": recorded_probe_options(popts)},
     )
     report = replace(
         report, run=run, probes=tuple(probes), findings=findings_all, verdict=verdict(findings_all)
     )
     return report, out
+
+
+def recorded_probe_options(popts: ProbeOptions) -> dict[str, object]:
+    """Probe options as the report records them: credentials in URLs and secret-named options masked."""
+    from audit.redact import redact_options
+
+    dumped = popts.model_dump(mode="json")
+    dumped["backend_options"] = redact_options(dict(popts.backend_options))
+    dumped["data"] = redact_options(dict(popts.data))
+    return dumped
 
 
 def _skipped(spec: SuiteSpec, reason: str) -> ProbeResult:
@@ -278,9 +300,12 @@ def write_report(
 
 def render_dir(folder: Path, formats: list[str]) -> list[Path]:
     """Re-render a finished audit from its report.json (without collecting again); the manifest is renewed."""
-    report = load_report_dir(folder)
-    wanted = [f for f in formats if f != "json"]
-    paths = write_report(report, folder, wanted)
+    from audit.runlock import RunFolderLock
+
+    with RunFolderLock(folder):
+        report = load_report_dir(folder)
+        wanted = [f for f in formats if f != "json"]
+        paths = write_report(report, folder, wanted)
     return [p for p in paths if p.name != "report.json" or "json" in formats]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from audit.cache import Cache, digest
 from audit.config import ProbeOptions, Sampling, SuiteSpec
 from audit.errors import UsageError
+from audit.fsutil import atomic_write
 from audit.model import Finding, MetricResult, ProbeResult, SampleView, Severity
 from audit.progress import Progress, SilentProgress
 from audit.sample import make_backend
@@ -64,23 +65,29 @@ class RunFiles:
 
     @staticmethod
     def _read(path: Path, key: str) -> dict[str, dict[str, Any]]:
+        """Records by key. A torn, unparsable or repeated line is dropped, wherever it is and whoever
+        wrote it; when any was dropped the file is rewritten atomically with the good records only."""
         if not path.exists():
             return {}
         raw = path.read_bytes()
-        good = 0
         records: dict[str, dict[str, Any]] = {}
+        dropped = 0
         for line in raw.split(b"\n"):
-            if not line.endswith(b"}"):
-                break  # a torn last line from a killed run
+            if not line:
+                continue
             try:
                 rec = json.loads(line)
-            except ValueError:
-                break
-            records.setdefault(rec[key], rec)
-            good += len(line) + 1
-        if good < len(raw):
-            with path.open("r+b") as fh:
-                fh.truncate(good)
+                k = rec[key] if isinstance(rec, dict) else None
+            except (ValueError, KeyError):
+                k = None
+            if not isinstance(k, str) or k in records:
+                dropped += 1  # torn by a killed run, or a key written twice
+                continue
+            records[k] = rec
+        if dropped:
+            log.info("%s: dropped %d torn or repeated line(s)", path.name, dropped)
+            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values())
+            atomic_write(path, data.encode())
         return records
 
     @staticmethod
@@ -199,9 +206,14 @@ class ProbeRunner:
             have = [self.files.samples.get(kk) for kk in keys[p.id]]
             if all(have):
                 out[p.id] = [h for h in have if h]
-            elif all(kk in cached for kk in keys[p.id]):
-                recs = [record(p, i, cached[kk]) for i, kk in enumerate(keys[p.id])]
-                RunFiles.append(self.files.samples_path, recs)
+            elif all(kk in self.files.samples or kk in cached for kk in keys[p.id]):
+                recs = [
+                    self.files.samples.get(kk) or record(p, i, cached[kk]) for i, kk in enumerate(keys[p.id])
+                ]
+                new = [r for r in recs if r["key"] not in self.files.samples]
+                RunFiles.append(self.files.samples_path, new)  # a key is never appended twice
+                for r in new:
+                    self.files.samples[r["key"]] = r
                 out[p.id] = recs
             else:
                 todo.append(p)
@@ -213,10 +225,14 @@ class ProbeRunner:
                         raise UsageError(
                             f"backend returned {len(outputs)} outputs for {p.id}, expected {k}", ""
                         )
-                    recs = [record(p, i, o) for i, o in enumerate(outputs)]
-                    RunFiles.append(self.files.samples_path, recs)  # written as produced
-                    self.cache.put_many("sample", {r["key"]: r["output"] for r in recs})
-                    for r in recs:
+                    recs = [
+                        self.files.samples.get(keys[p.id][i]) or record(p, i, o)
+                        for i, o in enumerate(outputs)
+                    ]
+                    new = [r for r in recs if r["key"] not in self.files.samples]
+                    RunFiles.append(self.files.samples_path, new)  # written as produced, each key once
+                    self.cache.put_many("sample", {r["key"]: r["output"] for r in new})
+                    for r in new:
                         self.files.samples[r["key"]] = r
                     out[p.id] = recs
                     self.regenerated += k

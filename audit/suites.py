@@ -212,12 +212,22 @@ def _hf_dataset_prompts(src: PromptSource, cache_dir: Path | None) -> tuple[list
     from huggingface_hub import HfApi, hf_hub_download
 
     from audit.collect.hub import map_hub_error
+    from audit.collect.refs import check_repo_id, check_revision
 
     assert src.hf_dataset is not None
+    check_repo_id(src.hf_dataset, "prompt dataset id")
+    check_revision(src.revision, "prompt dataset revision")
     try:
         info = HfApi().dataset_info(src.hf_dataset, revision=src.revision)
         files = [s.rfilename for s in (info.siblings or [])]
-        data_files = [f for f in files if f.endswith((".jsonl", ".json", ".csv")) and not f.startswith(".")]
+        data_files = [
+            f
+            for f in files
+            if f.endswith((".jsonl", ".json", ".csv"))
+            and not f.startswith((".", "/"))
+            and ".." not in f.split("/")
+            and "\\" not in f
+        ]
         split_files = [
             f for f in data_files if src.split in Path(f).name or f"/{src.split}" in f
         ] or data_files

@@ -196,6 +196,11 @@ def fetch_repo(
     from huggingface_hub import HfApi
     from huggingface_hub import errors as hf
 
+    from audit.collect.refs import check_repo_id, check_revision
+
+    # Every part is checked before any call: huggingface_hub writes refs/<revision> into its cache.
+    check_repo_id(repo_id, "dataset id" if repo_type == "dataset" else "repo id")
+    check_revision(revision)
     out = HubFetch()
     api = HfApi()
     offline = offline_mode()

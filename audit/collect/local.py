@@ -11,6 +11,7 @@ from typing import Any
 
 from audit.collect.architecture import MAX_CONFIG_BYTES, load_config_json, safetensors_parameters
 from audit.collect.cardfacts import is_repo_id
+from audit.collect.refs import check_revision
 from audit.errors import CollectionError, InvalidRefError
 from audit.model import ModelRef
 
@@ -48,6 +49,7 @@ def parse_ref(raw: str) -> ModelRef:
         raise InvalidRefError(
             f"'{raw}' has an empty revision after '@'", "use org/name@branch, @tag or @commit-sha"
         )
+    check_revision(revision or None)
     return ModelRef(raw=raw, kind="hub", repo_id=repo_id, revision=revision or None)
 
 

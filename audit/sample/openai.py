@@ -19,6 +19,7 @@ from typing import Any
 
 from audit.config import Sampling
 from audit.errors import CollectionError, UsageError
+from audit.redact import redact_url
 from audit.suites import Prompt
 
 log = logging.getLogger("audit")
@@ -54,7 +55,8 @@ class OpenAIBackend:
                 "the openai backend needs base_url and model",
                 "--backend-option base_url=http://localhost:8000/v1 --backend-option model=NAME",
             )
-        self.base_url = options["base_url"].rstrip("/")
+        self.base_url = options["base_url"].strip()
+        self.shown_url = redact_url(self.base_url)  # what reports, logs, errors and cache keys see
         self.model = options["model"]
         self.mode = options.get("mode", "chat")
         if self.mode not in {"chat", "completions"}:
@@ -81,14 +83,23 @@ class OpenAIBackend:
             ) from None
 
     def settings(self) -> dict[str, Any]:
-        return {"backend": "openai", "base_url": self.base_url, "model": self.model, "mode": self.mode}
+        return {"backend": "openai", "base_url": self.shown_url, "model": self.model, "mode": self.mode}
 
     def _request(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.base_url}/{'chat/completions' if self.mode == 'chat' else 'completions'}"
+        import base64
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(self.base_url)
+        route = "chat/completions" if self.mode == "chat" else "completions"
+        netloc = parts.netloc.rpartition("@")[2]
+        url = urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/{route}", parts.query, ""))
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
+        elif parts.username is not None:  # credentials in the URL: HTTP Basic, as a browser would
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         delay = 0.5
         for attempt in range(self.max_retries + 1):
             req = urllib.request.Request(url, data=data, headers=headers, method="POST")
@@ -100,13 +111,14 @@ class OpenAIBackend:
                 status = exc.code
                 retry_after = exc.headers.get("Retry-After") if exc.headers else None
                 if status not in RETRY_STATUS or attempt == self.max_retries:
-                    hint = (
-                        "check api_key_env and the key's permissions"
-                        if status in (401, 403)
-                        else "check base_url, model and mode"
-                    )
+                    if status in (401, 403):
+                        hint = "check api_key_env and the key's permissions"
+                    elif status in RETRY_STATUS:
+                        hint = "the server is overloaded or failing: retry later, or raise max_retries"
+                    else:
+                        hint = "check base_url, model and mode"
                     raise EndpointError(
-                        f"endpoint answered HTTP {status} for model {self.model}", hint
+                        f"endpoint {self.shown_url} answered HTTP {status} for model {self.model}", hint
                     ) from None
                 wait = (
                     float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else delay
@@ -115,7 +127,7 @@ class OpenAIBackend:
                 if attempt == self.max_retries:
                     reason = getattr(exc, "reason", exc)
                     raise EndpointError(
-                        f"endpoint {self.base_url} failed: {type(exc).__name__}: {reason}",
+                        f"endpoint {self.shown_url} failed: {type(exc).__name__}: {reason}",
                         "check that the server is up; raise --backend-option timeout=SECONDS",
                     ) from None
                 wait = delay
