@@ -1,6 +1,7 @@
 """Analyse stage: facts in, findings out. Every finding id here is a public contract (users waive by id).
 
-The catalogue of ids, severities and meanings is documented in docs/findings.md.
+Ids, severities, titles and recommendations come from the findings catalogue (`audit.findings`,
+documented in docs/findings.md); this module decides which findings the facts raise.
 """
 
 from __future__ import annotations
@@ -11,23 +12,13 @@ from pathlib import PurePosixPath
 
 from audit.collect import Collected
 from audit.collect.licenses import STRICTNESS, is_stricter
+from audit.collect.local import IMPLAUSIBLE_PREFIX, UNSAFE_PREFIX
 from audit.config import AuditOptions
-from audit.model import CardFacts, DatasetFacts, Finding, Severity, Verdict
+from audit.findings import FINDINGS, concern_rank, finding
+from audit.format import plural
+from audit.model import CardFacts, DatasetFacts, Finding, SectionFact, Severity, Verdict
 
 S = Severity
-
-SECTION_SEVERITY: dict[str, Severity] = {
-    "model_description": S.medium,
-    "intended_uses": S.medium,
-    "out_of_scope_uses": S.medium,
-    "bias_risks_limitations": S.high,
-    "training_data": S.high,
-    "training_procedure": S.low,
-    "evaluation": S.medium,
-    "environmental_impact": S.low,
-    "citation": S.info,
-    "contact": S.low,
-}
 
 PICKLE_EXTS = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib"}
 SAFE_WEIGHT_EXTS = {".safetensors", ".gguf", ".onnx", ".msgpack", ".h5", ".tflite", ".keras"}
@@ -55,188 +46,155 @@ def _weights(files: Iterable[str]) -> tuple[list[str], list[str]]:
 
 def card_findings(card: CardFacts, options: AuditOptions, now: dt.datetime) -> list[Finding]:
     """Findings about the model's own card, licence, files and Hub metadata."""
-    out: list[Finding] = []
+    out = card_document_findings(card, options)
+    out += license_findings(card)
+    out += training_data_findings(card)
+    out += security_findings(card)
+    out += hub_findings(card, options, now)
+    out.append(size_finding(card, options))
+    return out
+
+
+def no_card_finding(card: CardFacts) -> Finding:
+    """`docs.no_card`, for a folder or repo without README.md or an endpoint with no Hub card."""
+    if card.source == "endpoint":
+        return finding(
+            "docs.no_card",
+            subject=card.subject,
+            detail="The model is served by an OpenAI-compatible endpoint and no Hub model card was found for it.",
+            evidence=card.problems[:1],
+        )
+    return finding("docs.no_card", subject=card.subject, evidence=(f"{card.source}: no README.md",))
+
+
+def card_document_findings(card: CardFacts, options: AuditOptions) -> list[Finding]:
+    """The card as a document: present, readable, with valid metadata, whole, with every section."""
     subj = card.subject
-    add = out.append
     if not card.has_card:
-        add(
-            Finding(
-                "docs.no_card",
-                S.high,
-                "documentation",
-                "The model has no model card",
-                "No README.md model card was found, so nothing about intended use, data or limitations is documented.",
-                (f"{card.source}: no README.md",),
-                "Ask the model's authors for a model card before adoption.",
-                subj,
+        return [no_card_finding(card)]
+    if not card.readable:
+        return [finding("docs.unreadable", subject=subj, evidence=card.problems[:3])]
+    out = []
+    if not card.has_metadata:
+        out.append(
+            finding("docs.no_metadata", subject=subj, evidence=("card: no '---' front matter at the top",))
+        )
+    if not card.metadata_ok:
+        out.append(finding("docs.metadata_invalid", subject=subj, evidence=card.metadata_problems[:10]))
+    if card.card_truncated:
+        out.append(
+            finding(
+                "docs.card_truncated",
+                subject=subj,
+                detail=f"The card is {card.card_bytes:,} bytes; only the first {options.max_card_bytes:,} "
+                "bytes were analysed.",
+                evidence=(f"card size {card.card_bytes:,} bytes",),
             )
         )
-    elif not card.readable:
-        add(
-            Finding(
-                "docs.unreadable",
-                S.high,
-                "documentation",
-                "The model card cannot be read",
-                "The card is not valid UTF-8 text (binary data or another encoding); none of its content could be checked.",
-                card.problems[:3],
-                "Obtain a readable (UTF-8 Markdown) model card from the authors.",
-                subj,
-            )
-        )
+    out += [section_finding(sec, subj) for sec in card.sections if not sec.present]
+    return out
+
+
+def section_finding(sec: SectionFact, subject: str) -> Finding:
+    """`docs.section_missing.<key>`: a recommended section absent or holding only a placeholder."""
+    if sec.placeholder:
+        detail = f"The card does not document '{sec.label}' (placeholder only)."
+        where = f"heading '{sec.heading}' at line {sec.line} holds only a placeholder"
     else:
-        if not card.has_metadata:
-            add(
-                Finding(
-                    "docs.no_metadata",
-                    S.medium,
-                    "documentation",
-                    "The card has no YAML metadata",
-                    "Without front matter, the licence, datasets, language and evaluation results are not machine-readable.",
-                    ("card: no '---' front matter at the top",),
-                    "Ask the authors to add metadata (license, datasets, language, base_model, model-index).",
-                    subj,
-                )
-            )
-        meta_problems = [p for p in card.problems if "metadata" in p or "YAML" in p or "front matter" in p]
-        if meta_problems:
-            add(
-                Finding(
-                    "docs.metadata_invalid",
-                    S.medium,
-                    "documentation",
-                    "The card's metadata is invalid",
-                    "Part of the YAML front matter or model-index could not be read; the audit used what it could.",
-                    tuple(meta_problems[:10]),
-                    "Fix the card metadata; check it with huggingface_hub's metadata validation.",
-                    subj,
-                )
-            )
-        if card.card_truncated:
-            add(
-                Finding(
-                    "docs.card_truncated",
-                    S.low,
-                    "documentation",
-                    "The card was too large to read whole",
-                    f"The card is {card.card_bytes:,} bytes; only the first {options.max_card_bytes:,} bytes were analysed.",
-                    (f"card size {card.card_bytes:,} bytes",),
-                    "Review the rest of the card by hand.",
-                    subj,
-                )
-            )
-        for sec in card.sections:
-            if sec.present:
-                continue
-            where = (
-                f"heading '{sec.heading}' at line {sec.line} holds only a placeholder"
-                if sec.placeholder
-                else "no matching heading"
-            )
-            add(
-                Finding(
-                    f"docs.section_missing.{sec.key}",
-                    SECTION_SEVERITY.get(sec.key, S.low),
-                    "documentation",
-                    f"Card section missing: {sec.label}",
-                    f"The card does not document '{sec.label}'"
-                    + (" (placeholder only)." if sec.placeholder else "."),
-                    (where,),
-                    f"Ask the authors to document '{sec.label}', or document it in your adoption review.",
-                    subj,
-                )
-            )
-    out.extend(license_findings(card))
-    if card.has_card and card.readable and not card.datasets:
-        add(
-            Finding(
+        detail, where = f"The card does not document '{sec.label}'.", "no matching heading"
+    return finding(f"docs.section_missing.{sec.key}", subject=subject, detail=detail, evidence=(where,))
+
+
+def training_data_findings(card: CardFacts) -> list[Finding]:
+    """`data.undisclosed`: no training datasets in the metadata (medium when the card describes them in prose)."""
+    if not (card.has_card and card.readable) or card.datasets:
+        return []
+    prose = next((s for s in card.sections if s.key == "training_data" and s.present), None)
+    if prose is None:
+        return [
+            finding(
                 "data.undisclosed",
-                S.high,
-                "data",
-                "No training datasets are declared",
-                "The card's metadata declares no training datasets, so their licences and content cannot be checked.",
-                ("metadata: no 'datasets' field",),
-                "Ask the authors which data the model was trained on; check the card's training-data section.",
-                subj,
+                subject=card.subject,
+                detail="The card declares no training datasets, in its metadata or in a training-data section, "
+                "so their licences and content cannot be checked.",
+                evidence=("metadata: no 'datasets' field", "card: no training-data section"),
             )
+        ]
+    return [
+        finding(
+            "data.undisclosed",
+            subject=card.subject,
+            severity=S.medium,
+            detail="The card's metadata declares no training datasets; the card describes the data only in "
+            "prose, so their licences and content cannot be checked automatically.",
+            evidence=(
+                "metadata: no 'datasets' field",
+                f"training-data section '{prose.heading}' at line {prose.line}",
+            ),
         )
+    ]
+
+
+def security_findings(card: CardFacts) -> list[Finding]:
+    """Pickle-only weights and code that runs on load."""
+    out = []
     pickles, safe = _weights(card.files)
     if pickles and not safe:
-        add(
-            Finding(
-                "weights.pickle_only",
-                S.high,
-                "security",
-                "Weights are only in pickle format",
-                "Loading pickle-based weights (.bin/.pt/.ckpt/.pkl) can execute arbitrary code; no safetensors file is offered.",
-                tuple(pickles[:10]),
-                "Convert the weights to safetensors in a sandbox, or load only with weights_only=True.",
-                subj,
-            )
-        )
+        out.append(finding("weights.pickle_only", subject=card.subject, evidence=pickles[:10]))
     remote = remote_code_evidence(card)
     if remote:
-        add(
-            Finding(
-                "code.remote_code",
-                S.high,
-                "security",
-                "The model needs custom code (trust_remote_code)",
-                "Loading this model runs Python code from the repository.",
-                tuple(remote[:10]),
-                "Review the code at a pinned revision before enabling trust_remote_code.",
-                subj,
-            )
-        )
+        out.append(finding("code.remote_code", subject=card.subject, evidence=remote[:10]))
+    unsafe = [p.removeprefix(UNSAFE_PREFIX) for p in card.problems if p.startswith(UNSAFE_PREFIX)]
+    if unsafe:
+        out.append(finding("files.unsafe_entry", subject=card.subject, evidence=unsafe[:20]))
+    return out
+
+
+def hub_findings(card: CardFacts, options: AuditOptions, now: dt.datetime) -> list[Finding]:
+    """What the Hub's metadata says: gated access, metadata not collected, no update in years."""
+    out = []
+    subj = card.subject
     if card.hub is not None and card.hub.gated:
-        add(
-            Finding(
+        out.append(
+            finding(
                 "access.gated",
-                S.low,
-                "access",
-                "Access to the model is gated",
-                f"The Hub gates this repository ({card.hub.gated} approval): every user or pipeline needs approved access and a token.",
-                (f"model_info.gated = {card.hub.gated}",),
-                "Request access for the service account that will load the model.",
-                subj,
+                subject=subj,
+                detail=f"The Hub gates this repository ({card.hub.gated} approval): every user or pipeline "
+                "needs approved access and a token.",
+                evidence=(f"model_info.gated = {card.hub.gated}",),
             )
         )
     if card.hub_error and card.source == "hub":
-        add(
-            Finding(
-                "provenance.hub_unavailable",
-                S.info,
-                "provenance",
-                "Hub metadata was not collected",
-                card.hub_error,
-                ("model_info",),
-                "Re-run with network access for downloads, gating and update dates.",
-                subj,
+        out.append(
+            finding(
+                "provenance.hub_unavailable", subject=subj, detail=card.hub_error, evidence=("model_info",)
             )
         )
-    if card.hub is not None and card.hub.last_modified:
-        try:
-            last = dt.datetime.fromisoformat(card.hub.last_modified)
-            if last.tzinfo is None:
-                last = last.replace(tzinfo=dt.timezone.utc)
-            age = (now - last).days
-            if age >= options.stale_days:
-                add(
-                    Finding(
-                        "provenance.stale",
-                        S.medium,
-                        "provenance",
-                        "The model has not been updated in years",
-                        f"Last change on the Hub {age} days ago ({last.date().isoformat()}): it may be unmaintained.",
-                        (f"model_info.last_modified = {card.hub.last_modified}",),
-                        "Check for a maintained successor; plan to own fixes yourself.",
-                        subj,
-                    )
-                )
-        except ValueError:
-            pass
-    out.append(size_finding(card, options))
+    stale = stale_finding(card, options, now)
+    if stale is not None:
+        out.append(stale)
     return out
+
+
+def stale_finding(card: CardFacts, options: AuditOptions, now: dt.datetime) -> Finding | None:
+    """`provenance.stale`: no change on the Hub for `stale_days` days."""
+    if card.hub is None or not card.hub.last_modified:
+        return None
+    try:
+        last = dt.datetime.fromisoformat(card.hub.last_modified)
+    except ValueError:
+        return None
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=dt.timezone.utc)
+    age = (now - last).days
+    if age < options.stale_days:
+        return None
+    return finding(
+        "provenance.stale",
+        subject=card.subject,
+        detail=f"Last change on the Hub {age} days ago ({last.date().isoformat()}): it may be unmaintained.",
+        evidence=(f"model_info.last_modified = {card.hub.last_modified}",),
+    )
 
 
 def remote_code_evidence(card: CardFacts) -> list[str]:
@@ -253,135 +211,63 @@ def remote_code_evidence(card: CardFacts) -> list[str]:
 def size_finding(card: CardFacts, options: AuditOptions) -> Finding:
     """The size class (small or large language model) and what it implies."""
     if card.parameters is None:
-        return Finding(
-            "size.unknown",
-            S.low,
-            "deployment",
-            "Model size is unknown",
-            "Neither safetensors metadata nor config.json gave a parameter count.",
-            (),
-            "Find the parameter count before estimating serving cost.",
-            card.subject,
-        )
+        implausible = [p for p in card.problems if p.startswith(IMPLAUSIBLE_PREFIX)]
+        return finding("size.unknown", subject=card.subject, evidence=implausible[:1])
     n = card.parameters
     gb16 = n * 2 / 1e9
     thr = _fmt_params(int(options.llm_threshold))
     if card.size_class == "large":
         detail = (
-            f"{_fmt_params(n)} parameters (at or above the {thr} threshold): about {gb16:.0f} GB of weights in 16-bit, "
-            "so serving needs one or more large GPUs or quantisation, and fine-tuning needs parameter-efficient "
-            "methods (LoRA/QLoRA) or a multi-GPU cluster."
+            f"Large language model: {_fmt_params(n)} parameters (at or above the {thr} threshold), about "
+            f"{gb16:.0f} GB of weights in 16-bit, so serving needs one or more large GPUs or quantisation, and "
+            "fine-tuning needs parameter-efficient methods (LoRA/QLoRA) or a multi-GPU cluster."
         )
-        title = f"Large language model ({_fmt_params(n)} parameters)"
     else:
         detail = (
-            f"{_fmt_params(n)} parameters (below the {thr} threshold): about {gb16:.2f} GB of weights in 16-bit, "
-            "so it can be served on a single GPU or CPU and fully fine-tuned at modest cost; expect less "
-            "general capability than large models."
+            f"Small language model: {_fmt_params(n)} parameters (below the {thr} threshold), about "
+            f"{gb16:.2f} GB of weights in 16-bit, so it can be served on a single GPU or CPU and fully "
+            "fine-tuned at modest cost; expect less general capability than large models."
         )
-        title = f"Small language model ({_fmt_params(n)} parameters)"
-    return Finding(
+    return finding(
         "size.class",
-        S.info,
-        "deployment",
-        title,
-        detail,
-        (f"parameters: {n:,} ({card.parameters_source})",),
-        "Size the serving hardware from this figure.",
-        card.subject,
+        subject=card.subject,
+        detail=detail,
+        evidence=(f"parameters: {n:,} ({card.parameters_source})",),
     )
+
+
+_LICENSE_DETAIL = {
+    "noncommercial": "Licence {lic} allows non-commercial use only.",
+    "copyleft": "Licence {lic} requires derivatives (and possibly services) to be shared under the same terms.",
+    "restricted_use": "Licence {lic} (OpenRAIL, Llama/Gemma-style community or no-derivatives licence) "
+    "restricts uses or users.",
+    "other": "Licence '{lic}' is not a standard licence id; its terms are in custom text.",
+}
 
 
 def license_findings(card: CardFacts) -> list[Finding]:
     """Licence findings for one model card."""
-    subj = card.subject
     lic = ", ".join(card.licenses) or "none"
-    ev = (f"metadata license: {lic}",)
+    ev: tuple[str, ...] = (f"metadata license: {lic}",)
     c = card.license_class
     if c == "missing":
-        if not card.has_card or not card.readable:
-            return [
-                Finding(
-                    "license.missing",
-                    S.high,
-                    "license",
-                    "No licence could be determined",
-                    "Without a readable card no licence is declared.",
-                    ev,
-                    "Do not use the model until its licence is known.",
-                    subj,
-                )
-            ]
-        return [
-            Finding(
-                "license.missing",
-                S.high,
-                "license",
-                "No licence is declared",
-                "The card's metadata declares no licence (or 'unknown'): by default, no use is granted.",
-                ev,
-                "Ask the authors for a licence; do not adopt until one is known.",
-                subj,
-            )
-        ]
-    if c == "noncommercial":
-        return [
-            Finding(
-                "license.noncommercial",
-                S.high,
-                "license",
-                "The licence forbids commercial use",
-                f"Licence {lic} allows non-commercial use only.",
-                ev,
-                "Do not use the model in a commercial product; seek a commercial licence.",
-                subj,
-            )
-        ]
-    if c == "copyleft":
-        return [
-            Finding(
-                "license.copyleft",
-                S.medium,
-                "license",
-                "Copyleft licence",
-                f"Licence {lic} requires derivatives (and possibly services) to be shared under the same terms.",
-                ev,
-                "Have legal review the share-alike obligations for your distribution model.",
-                subj,
-            )
-        ]
-    if c == "restricted_use":
-        return [
-            Finding(
-                "license.restricted_use",
-                S.medium,
-                "license",
-                "Use-restricted licence",
-                f"Licence {lic} (OpenRAIL, Llama/Gemma-style community or no-derivatives licence) restricts uses or users.",
-                ev,
-                "Check the licence's use restrictions and user thresholds against your use case.",
-                subj,
-            )
-        ]
+        detail = (
+            "The card's metadata declares no licence (or 'unknown'): by default, no use is granted."
+            if card.has_card and card.readable
+            else "Without a readable card no licence is declared: by default, no use is granted."
+        )
+        return [finding("license.missing", subject=card.subject, detail=detail, evidence=ev)]
+    if c not in _LICENSE_DETAIL:
+        return []
     if c == "other":
-        extra = []
-        if card.license_name:
-            extra.append(f"license_name: {card.license_name}")
-        if card.license_link:
-            extra.append(f"license_link: {card.license_link}")
-        return [
-            Finding(
-                "license.other",
-                S.medium,
-                "license",
-                "Custom licence needs legal review",
-                f"Licence '{lic}' is not a standard licence id; its terms are in custom text.",
-                ev + tuple(extra),
-                "Send the licence text to legal review before adoption.",
-                subj,
-            )
-        ]
-    return []
+        ev += tuple(
+            f"{key}: {value}"
+            for key, value in (("license_name", card.license_name), ("license_link", card.license_link))
+            if value
+        )
+    return [
+        finding(f"license.{c}", subject=card.subject, detail=_LICENSE_DETAIL[c].format(lic=lic), evidence=ev)
+    ]
 
 
 def conflict_findings(
@@ -392,39 +278,31 @@ def conflict_findings(
     mine = card.license_class
     if mine not in STRICTNESS:
         return out
+    own = ", ".join(card.licenses)
     for ds in datasets:
         if ds.available and is_stricter(ds.license_class, mine):
-            sev = S.high if ds.license_class in ("noncommercial", "restricted_use") else S.medium
             out.append(
-                Finding(
+                finding(
                     "license.conflict",
-                    sev,
-                    "license",
-                    f"Training data licence is stricter than the model's ({ds.id})",
-                    f"The model is released under {', '.join(card.licenses)} ({mine}) but declares training "
-                    f"dataset {ds.id} under {', '.join(ds.licenses)} ({ds.license_class}).",
-                    (
-                        f"dataset {ds.id} license: {', '.join(ds.licenses)}",
-                        f"model license: {', '.join(card.licenses)}",
-                    ),
-                    "Have legal review whether the model's licence can be relied on.",
-                    card.subject,
+                    subject=card.subject,
+                    severity=S.high if ds.license_class in ("noncommercial", "restricted_use") else S.medium,
+                    detail=f"Training data licence is stricter than the model's: the model is released under "
+                    f"{own} ({mine}) but declares training dataset {ds.id} under {', '.join(ds.licenses)} "
+                    f"({ds.license_class}).",
+                    evidence=(f"dataset {ds.id} license: {', '.join(ds.licenses)}", f"model license: {own}"),
                 )
             )
     for base in bases:
         if base.has_card and is_stricter(base.license_class, mine):
             out.append(
-                Finding(
+                finding(
                     "license.conflict",
-                    S.high,
-                    "license",
-                    f"Base model licence is stricter than the derivative's ({base.subject})",
-                    f"The model is released under {', '.join(card.licenses)} ({mine}) but its base model "
-                    f"{base.subject} is under {', '.join(base.licenses)} ({base.license_class}); the base "
-                    "licence's terms still bind the derivative.",
-                    (f"base_model {base.subject} license: {', '.join(base.licenses)}",),
-                    "Treat the model as bound by the base model's licence.",
-                    card.subject,
+                    subject=card.subject,
+                    severity=S.high,
+                    detail=f"Base model licence is stricter than the derivative's: the model is released under "
+                    f"{own} ({mine}) but its base model {base.subject} is under {', '.join(base.licenses)} "
+                    f"({base.license_class}); the base licence's terms still bind the derivative.",
+                    evidence=(f"base_model {base.subject} license: {', '.join(base.licenses)}",),
                 )
             )
     return out
@@ -434,86 +312,63 @@ def dataset_findings(datasets: list[DatasetFacts]) -> list[Finding]:
     """Findings over the declared training datasets, one per id with every dataset as evidence."""
     groups: dict[str, list[str]] = {}
     for ds in datasets:
-        if not ds.available:
-            groups.setdefault("dataset.card_unavailable", []).append(f"{ds.id}: {ds.error}")
-            continue
-        if ds.license_class == "missing":
-            groups.setdefault("dataset.license_missing", []).append(
-                f"{ds.id}: license {', '.join(ds.licenses) or 'not declared'}"
-            )
-        if ds.license_class == "noncommercial":
-            groups.setdefault("dataset.noncommercial", []).append(
-                f"{ds.id}: license {', '.join(ds.licenses)}"
-            )
-        if ds.personal_info in ("present", "undocumented"):
-            say = (
-                "card says personal information is present"
-                if ds.personal_info == "present"
-                else "card says nothing about personal information"
-            )
-            groups.setdefault("dataset.personal_info", []).append(f"{ds.id}: {say}")
-        if not ds.bias_documented:
-            groups.setdefault("dataset.bias_undocumented", []).append(f"{ds.id}: no discussion of biases")
-    spec = {
-        "dataset.card_unavailable": (
-            S.low,
-            "Some dataset cards could not be collected",
-            "These declared datasets could not be checked for licence, personal data or bias.",
-            "Re-run with network access or --dataset-cards DIR, or review these datasets by hand.",
-        ),
-        "dataset.license_missing": (
-            S.medium,
-            "Training datasets without a licence",
-            "These datasets declare no licence (or 'unknown'): the right to train on them is unclear.",
-            "Have legal review the provenance of these datasets.",
-        ),
-        "dataset.noncommercial": (
-            S.high,
-            "Training datasets under non-commercial licences",
-            "These datasets allow non-commercial use only.",
-            "Have legal review whether a model trained on them can be used commercially.",
-        ),
-        "dataset.personal_info": (
-            S.medium,
-            "Training data may contain personal information",
-            "These dataset cards say personal or sensitive information is present, or say nothing about it.",
-            "Run a privacy review (GDPR/CCPA) and probe the model for memorised personal data.",
-        ),
-        "dataset.bias_undocumented": (
-            S.low,
-            "Training data biases are undocumented",
-            "These dataset cards do not discuss biases in the data.",
-            "Probe the model for bias (model-audit run with the bias suites).",
-        ),
-    }
+        for fid, line in _dataset_issues(ds):
+            groups.setdefault(fid, []).append(line)
     out = []
-    for fid, (sev, title, detail, rec) in spec.items():
-        if fid in groups:
-            ev = groups[fid]
-            if fid == "dataset.personal_info" and not any("is present" in e for e in ev):
-                sev = S.low
-            out.append(Finding(fid, sev, "data", f"{title} ({len(ev)})", detail, tuple(ev), rec, "datasets"))
+    for fid in _DATASET_IDS:
+        ev = groups.get(fid)
+        if not ev:
+            continue
+        sev = None
+        if fid == "dataset.personal_info" and not any("is present" in e for e in ev):
+            sev = S.low
+        detail = f"{FINDINGS[fid].detail} ({len(ev)} dataset{'s' if len(ev) != 1 else ''})"
+        out.append(finding(fid, subject="datasets", detail=detail, evidence=ev, severity=sev))
+    return out
+
+
+_DATASET_IDS = (
+    "dataset.card_unavailable",
+    "dataset.license_missing",
+    "dataset.noncommercial",
+    "dataset.personal_info",
+    "dataset.bias_undocumented",
+)
+
+
+def _dataset_issues(ds: DatasetFacts) -> list[tuple[str, str]]:
+    """(finding id, evidence line) for each thing wrong with one dataset."""
+    if not ds.available:
+        return [("dataset.card_unavailable", f"{ds.id}: {ds.error}")]
+    out = []
+    if ds.license_class == "missing":
+        out.append(
+            ("dataset.license_missing", f"{ds.id}: license {', '.join(ds.licenses) or 'not declared'}")
+        )
+    if ds.license_class == "noncommercial":
+        out.append(("dataset.noncommercial", f"{ds.id}: license {', '.join(ds.licenses)}"))
+    if ds.personal_info == "present":
+        out.append(("dataset.personal_info", f"{ds.id}: card says personal information is present"))
+    elif ds.personal_info == "undocumented":
+        out.append(("dataset.personal_info", f"{ds.id}: card says nothing about personal information"))
+    if not ds.bias_documented:
+        out.append(("dataset.bias_undocumented", f"{ds.id}: no discussion of biases"))
     return out
 
 
 def base_model_findings(bases: Iterable[CardFacts]) -> list[Finding]:
     """Findings about base models that could not be collected."""
-    out = []
-    for b in bases:
-        if not b.has_card:
-            out.append(
-                Finding(
-                    "lineage.base_unavailable",
-                    S.low,
-                    "provenance",
-                    f"Base model card unavailable ({b.subject})",
-                    "The base model's card could not be collected, so its licence could not be compared.",
-                    b.problems[:3],
-                    "Review the base model's licence by hand.",
-                    b.subject,
-                )
-            )
-    return out
+    return [
+        finding(
+            "lineage.base_unavailable",
+            subject=b.subject,
+            detail=f"The card of the base model {b.subject} could not be collected, so its licence could not "
+            "be compared.",
+            evidence=b.problems[:3],
+        )
+        for b in bases
+        if not b.has_card
+    ]
 
 
 def analyse(
@@ -525,21 +380,49 @@ def analyse(
     findings += conflict_findings(collected.card, collected.base_models, collected.datasets)
     findings += dataset_findings(list(collected.datasets))
     findings += base_model_findings(collected.base_models)
+    if collected.card.catalog is not None:  # an Azure AI Foundry catalog entry (audit/collect/azure.py)
+        from audit.collect.azure import catalog_findings
+
+        findings += catalog_findings(collected.card)
     return tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.id)))
 
 
 def verdict(findings: Iterable[Finding]) -> Verdict:
-    """Counts by severity and an overall rating (policies refine this later)."""
+    """Counts by severity, an overall rating and the findings that set it (policies refine this later)."""
     fs = list(findings)
     counts = {s.value: sum(1 for f in fs if f.severity == s) for s in Severity}
     top = max((f.severity for f in fs), key=lambda s: s.rank, default=None)
     if top is not None and top.rank >= S.high.rank:
+        floor = S.high
         rating, summary = (
             "high risk",
-            f"{counts['critical'] + counts['high']} high or critical findings need resolution before adoption.",
+            f"{plural(counts['critical'] + counts['high'], 'high or critical finding')} "
+            f"{'needs' if counts['critical'] + counts['high'] == 1 else 'need'} resolution before adoption.",
         )
     elif top is not None and top.rank >= S.medium.rank:
-        rating, summary = "review", f"{counts['medium']} medium findings need a reviewer's judgement."
+        floor = S.medium
+        rating, summary = (
+            "review",
+            f"{plural(counts['medium'], 'medium finding')} {'needs' if counts['medium'] == 1 else 'need'} "
+            "a reviewer's judgement.",
+        )
     else:
+        floor = None
         rating, summary = "low risk", "No finding above low severity."
-    return Verdict(rating=rating, highest_severity=top, counts=counts, summary=summary)  # type: ignore[arg-type]
+    setting = sorted((f for f in fs if floor is not None and f.severity.rank >= floor.rank), key=concern_rank)
+    return Verdict(
+        rating=rating,  # type: ignore[arg-type]
+        highest_severity=top,
+        counts=counts,
+        summary=summary,
+        reasons=tuple(reason_line(f) for f in setting),
+    )
+
+
+def reason_line(f: Finding, limit: int = 200) -> str:
+    """One line for the executive summary: severity, id, title and the first piece of evidence."""
+    line = f"{f.severity.value}: {f.title} [{f.id}]"
+    if f.evidence:
+        line += f" ({f.evidence[0]})"
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

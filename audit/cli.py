@@ -56,6 +56,9 @@ def _options_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per Hub request (10)")
     g.add_argument(
+        "--offline", action="store_true", help="use only the local Hugging Face cache (like HF_HUB_OFFLINE=1)"
+    )
+    g.add_argument(
         "--stale-days",
         type=int,
         default=730,
@@ -63,6 +66,27 @@ def _options_args(p: argparse.ArgumentParser) -> None:
         help="days without update for provenance.stale (730)",
     )
     g.add_argument("--name", metavar="NAME", help="display name of a local model (default: the folder name)")
+    if any("--profile" in a.option_strings for a in p._actions):
+        return  # the command defines its own --profile (shortlist)
+    g.add_argument(
+        "--profile",
+        default="internal",
+        metavar="NAME|FILE",
+        help="use context: research, internal (default), customer-facing, or a profile YAML (docs/profiles.md)",
+    )
+
+
+def _out_dir(text: str) -> Path:
+    from audit.pipeline import out_dir_arg  # lazy: the parser stays light
+
+    return out_dir_arg(text)
+
+
+def _names(kind: str) -> str:
+    """The registered plugins of a kind, for --help (entry points only: nothing is imported)."""
+    from audit.registry import GROUPS, Registry
+
+    return ", ".join(Registry(kind).names()) if kind in GROUPS else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the audit and write the report")
     r.add_argument("ref", metavar="REF", help="Hub repo id (org/name[@rev]), model folder or card .md file")
     r.add_argument(
-        "--out", type=Path, metavar="DIR", help="output folder (default reports/<slug>-<revision>/)"
+        "--out", type=_out_dir, metavar="DIR", help="output folder (default reports/<slug>-<revision>/)"
     )
     r.add_argument(
         "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
@@ -96,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a probe suite (repeatable): id or YAML file",
     )
     pr.add_argument(
-        "--backend", choices=["hf", "openai", "replay"], default="hf", help="how outputs are sampled (hf)"
+        "--backend",
+        default="hf",
+        metavar="NAME",
+        help=f"how outputs are sampled (hf); registered: {_names('backend')}",
     )
     pr.add_argument(
         "--backend-option",
@@ -111,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="NAME[:k=v,...]",
-        help="replace the suites' scorers (repeatable): detoxify, profanity, sentiment, hf-classifier",
+        help=f"replace the suites' scorers (repeatable); registered: {_names('scorer')}",
     )
     pr.add_argument(
         "--prompts",
@@ -130,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code",
         action="store_true",
         help="allow the model's own code to run (recorded as a finding)",
+    )
+    pr.add_argument(
+        "--force-suite",
+        action="store_true",
+        help="run a --suite that is not meant for the model's kind (its results are checked for validity)",
     )
     pr.add_argument(
         "--detoxify-checkpoint",
@@ -163,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="audit the bundled all-MiniLM-L6-v2 snapshot offline; write reports/demo/"
     )
     m.add_argument(
-        "--out", type=Path, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)"
+        "--out", type=_out_dir, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)"
     )
     m.add_argument(
         "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
@@ -173,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     from audit.cli_governance import add_parsers
 
     add_parsers(sub)
+    from audit.cli_scale import add_parsers as add_scale_parsers
+
+    add_scale_parsers(sub)
 
     su = sub.add_parser("suites", help="list the probe suites; `suites validate FILE` checks your own")
     su.add_argument("action", nargs="?", choices=["list", "validate"], default="list")
@@ -194,13 +229,23 @@ def _options(args: argparse.Namespace) -> Any:
             max_datasets=args.max_datasets,
             cache_dir=args.cache_dir,
             timeout=args.timeout,
+            offline=args.offline,
             stale_days=args.stale_days,
+            profile=_checked_profile(getattr(args, "profile", None) or "internal"),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UsageError(
             f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
         ) from None
+
+
+def _checked_profile(profile: str) -> str:
+    """--profile, validated before anything is collected (a bad profile file fails fast, exit 2)."""
+    from audit.profiles import load_profile
+
+    load_profile(profile)
+    return profile
 
 
 def _ref(args: argparse.Namespace) -> Any:
@@ -279,6 +324,7 @@ def _probe_options(args: argparse.Namespace) -> Any:
             no_cache=args.no_cache,
             redact=args.redact,
             trust_remote_code=args.trust_remote_code,
+            force_suite=args.force_suite,
             detoxify_checkpoint=args.detoxify_checkpoint,
             seat_dir=args.seat_dir,
             auto_suites=not args.no_probes,
@@ -320,7 +366,8 @@ def _print_written(report: Any, paths: list[Path]) -> None:
     v = report.verdict
     counts = ", ".join(f"{n} {s}" for s, n in v.counts.items() if n)
     print(
-        f"{report.subject.display}: {v.rating} ({counts or 'no findings'}); documentation score "
+        f"{report.subject.display}: {v.rating} under profile {report.profile.name if report.profile else 'none'} "
+        f"({counts or 'no findings'}); documentation score "
         f"{report.card.documentation_score}/100"
     )
     for p in paths:
@@ -350,8 +397,8 @@ def demo_model_path() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    # Fully offline: no request leaves the machine, dataset cards come from the cache or are reported missing.
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    # Fully offline (the offline option, not the environment): no request leaves the machine, dataset cards
+    # come from the cache or are reported missing.
     from dataclasses import replace
 
     from audit.collect import parse_ref
@@ -368,7 +415,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     popts = ProbeOptions(suites=["embedding-association"], backend="hf")
     with contextlib.ExitStack() as locks:
         report, _ = run_audit(
-            ref, AuditOptions(), popts, out_dir=args.out, progress=_progress(args), locks=locks
+            ref, AuditOptions(offline=True), popts, out_dir=args.out, progress=_progress(args), locks=locks
         )
         paths = write_report(report, args.out, formats)
     _print_written(report, paths)
@@ -390,12 +437,18 @@ def cmd_suites(args: argparse.Namespace) -> int:
             raise UsageError("suites validate needs a FILE", "model-audit suites validate my-suite.yaml")
         spec = load_suite_file(args.file)
         print(
-            f"{args.file}: valid suite '{spec.id}' version {spec.version} ({len(spec.scorers)} scorers; "
+            f"{args.file}: valid suite '{spec.id}' version {spec.version} (method {spec.method}; "
             f"metrics: {', '.join(spec.metrics)})"
         )
         return EXIT_OK
     for spec in builtin_suites().values():
         print(f"{spec.id:26} {spec.version:5} {', '.join(spec.model_kinds):42} {spec.title}")
+    from audit.registry import GROUPS, Registry
+
+    print("\nplugins (entry points; built-ins register the same way):")
+    for kind in GROUPS:
+        for name, plugin in Registry(kind).plugins().items():
+            print(f"  {kind:9} {name:22} {plugin.target}  [{plugin.provider or '?'}]")
     return EXIT_OK
 
 
@@ -420,6 +473,19 @@ def _governance(name: str) -> Any:
 
 
 COMMANDS.update({name: _governance(name) for name in ("gate", "compare", "diff", "verify")})
+
+
+def _scale(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from audit import cli_scale
+
+        result: int = getattr(cli_scale, f"cmd_{name}")(args)
+        return result
+
+    return run
+
+
+COMMANDS.update({name: _scale(name) for name in ("shortlist", "table", "history")})
 
 
 def main(argv: list[str] | None = None) -> int:

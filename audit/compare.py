@@ -8,15 +8,12 @@ model, and which differences are significant: a two-sided z-test from each pair'
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scipy import stats as sps
-
 from audit.model import AuditReport, MetricResult, Severity
-from audit.stats import holm
+from audit.stats import holm, interval_z_p
 
 ALPHA = 0.05
 
@@ -37,12 +34,7 @@ def _key(suite: str, m: MetricResult) -> tuple[str, str, str, str, str]:
 
 
 def _z(a: MetricResult, b: MetricResult) -> float | None:
-    if None in (a.value, b.value, a.ci_low, a.ci_high, b.ci_low, b.ci_high):
-        return None
-    se = math.hypot((a.ci_high - a.ci_low) / 3.92, (b.ci_high - b.ci_low) / 3.92)  # type: ignore[operator]
-    if se == 0:  # both intervals collapsed (all observations equal): any difference is certain
-        return 0.0 if a.value != b.value else 1.0
-    return float(2 * sps.norm.sf(abs(a.value - b.value) / se))  # type: ignore[operator]
+    return interval_z_p(a.value, a.ci_low, a.ci_high, b.value, b.ci_low, b.ci_high)
 
 
 def compare(reports: list[AuditReport]) -> Comparison:
@@ -108,19 +100,24 @@ def severity_counts(r: AuditReport) -> list[int]:
 
 def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Path]:
     """compare.html / compare.pdf / compare.md, written atomically."""
+    from audit.frames import SEVERITY_COLUMNS, frames
     from audit.fsutil import atomic_write
     from audit.render.html import environment
     from audit.render.markdown import md_escape
     from audit.resources import templates_dir
 
     css = (templates_dir() / "report.css").read_text(encoding="utf-8")
+    # The tables come from audit.frames (one label per report, by position: names may repeat).
+    labels = [str(i) for i in range(len(c.reports))]
+    tables = frames(c.reports, labels=labels)
+    sev_counts = tables["facts"][list(SEVERITY_COLUMNS)].astype(int).values.tolist()
+    first_severity = tables["findings"].drop_duplicates(["audit", "id"]).set_index(["audit", "id"])["severity"]
     ctx = {
         "c": c,
         "css": css,
-        "sev_counts": [severity_counts(r) for r in c.reports],
+        "sev_counts": sev_counts,
         "finding_matrix": [
-            [next((f.severity.value for f in r.findings if f.id == fid), "") for r in c.reports]
-            for fid in c.finding_ids
+            [str(first_severity.get((label, fid), "")) for label in labels] for fid in c.finding_ids
         ],
     }
     html = environment().get_template("compare.html.j2").render(**ctx)
@@ -144,12 +141,13 @@ def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Pat
         ]
         rows: list[tuple[str, list[str]]] = [
             ("Verdict", [r.verdict.rating for r in c.reports]),
+            ("Profile", [r.profile.name if r.profile else "none recorded" for r in c.reports]),
             ("Licence", [", ".join(r.card.licenses) or "none" for r in c.reports]),
             ("Size", [f"{r.card.size_class or '?'} ({r.card.parameters or '?'})" for r in c.reports]),
             ("Documentation score", [str(r.card.documentation_score) for r in c.reports]),
             (
                 "Findings (crit/high/med/low/info)",
-                ["/".join(map(str, severity_counts(r))) for r in c.reports],
+                ["/".join(map(str, counts)) for counts in sev_counts],
             ),
         ]
         for label, vals in rows:

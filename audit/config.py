@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 
 class AuditOptions(BaseModel):
@@ -27,8 +28,14 @@ class AuditOptions(BaseModel):
     )
     cache_dir: Path | None = Field(None, description="Hugging Face cache folder (default: HF_HUB_CACHE).")
     timeout: float = Field(10.0, gt=0, description="Seconds per Hub request.")
+    offline: bool = Field(
+        False, description="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1 does); no request is sent."
+    )
     max_card_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger cards are truncated.")
     max_metadata_bytes: int = Field(512 * 1024, ge=1024, description="Larger YAML front matter is rejected.")
+    profile: str = Field(
+        "internal", description="use-context profile: research, internal, customer-facing or a YAML file"
+    )
 
 
 # ---------------------------------------------------------------- probe suites (YAML under probes/)
@@ -110,38 +117,85 @@ class AssociationTest(_Strict):
     attributes: list[WordSet] = Field(min_length=2, max_length=2)
 
 
-Method = Literal[
-    "generation", "embedding-association", "crows-pairs", "honest", "bbq", "classifier-invariance"
-]
+def _known_metric(name: str) -> str:
+    """A metric name must be in the metrics catalogue; the error names the nearest valid name."""
+    from audit.metrics import metric_info, nearest_metric
+
+    if metric_info(name) is None:
+        close = nearest_metric(name)
+        raise ValueError(f"unknown metric '{name}'" + (f"; did you mean '{close}'?" if close else ""))
+    return name
+
+
+MetricName = Annotated[str, AfterValidator(_known_metric)]
 
 
 class SuiteSpec(_Strict):
-    """A probe suite as declared in YAML. `method` picks the Python code that runs it (never code from YAML)."""
+    """What every suite declares, whatever its method. Each method's own fields live on its subclass."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: str
     title: str
     description: str
     citation: str
-    method: Method = "generation"
+    method: str = "generation"
     model_kinds: list[ModelKind] = Field(min_length=1)
-    prompts: PromptSource | None = None
     sampling: Sampling = Field(default_factory=Sampling)
-    scorers: list[ScorerRef] = Field(default_factory=list)
-    metrics: list[str] = Field(min_length=1)
-    association_tests: list[AssociationTest] | None = None
+    metrics: list[MetricName] = Field(min_length=1)
     data: dict[str, str] = Field(
         default_factory=dict, description="method data: dataset ids, licences, file names"
     )
+
+
+class GenerationSuite(SuiteSpec):
+    """method: generation — prompts sampled through the backend, scored by scorers."""
+
+    method: Literal["generation"] = "generation"
+    prompts: PromptSource
+    scorers: list[ScorerRef] = Field(min_length=1)
+
+
+class AssociationSuite(SuiteSpec):
+    """method: embedding-association — WEAT/SEAT tests on the model's embeddings."""
+
+    method: Literal["embedding-association"]
+    association_tests: list[AssociationTest] = Field(min_length=1)
     sentence_templates: list[str] | None = None
 
+
+class MethodSuite(SuiteSpec):
+    """Any other registered method (model_audit.methods): crows-pairs, honest, bbq, classifier-invariance..."""
+
+    prompts: PromptSource | None = Field(
+        None, description="templates a method expands (classifier-invariance)"
+    )
+
     @model_validator(mode="after")
-    def _method_needs(self) -> SuiteSpec:
-        if self.method == "generation" and (self.prompts is None or not self.scorers):
-            raise ValueError("a generation suite needs prompts and at least one scorer")
-        if self.method == "embedding-association" and not self.association_tests:
-            raise ValueError("an embedding-association suite needs association_tests")
+    def _registered(self) -> MethodSuite:
+        from audit.registry import METHODS
+
+        if self.method not in METHODS.names():
+            import difflib
+
+            close = difflib.get_close_matches(self.method, METHODS.names() + ["generation"], n=1)
+            raise ValueError(
+                f"unknown method '{self.method}'" + (f"; did you mean '{close[0]}'?" if close else "")
+            )
         return self
+
+
+def _suite_tag(data: Any) -> str:
+    method = data.get("method", "generation") if isinstance(data, dict) else getattr(data, "method", "")
+    return method if method in ("generation", "embedding-association") else "other"
+
+
+AnySuite = Annotated[
+    Annotated[GenerationSuite, Tag("generation")]
+    | Annotated[AssociationSuite, Tag("embedding-association")]
+    | Annotated[MethodSuite, Tag("other")],
+    Discriminator(_suite_tag),
+]
+SUITE_TAGS = ("generation", "embedding-association", "other")
 
 
 class ProbeOptions(BaseModel):
@@ -151,7 +205,7 @@ class ProbeOptions(BaseModel):
 
     suites: list[str] = Field(default_factory=list)
     auto_suites: bool = Field(True, description="without --suite, run the suites that fit the model's kind")
-    backend: Literal["hf", "openai", "replay"] = "hf"
+    backend: str = Field("hf", description="a registered backend (model_audit.backends entry points)")
     backend_options: dict[str, str] = Field(default_factory=dict)
     scorers: list[str] | None = Field(
         None, description="replace the suites' scorers: NAME or NAME:key=value,key=value"
@@ -163,6 +217,9 @@ class ProbeOptions(BaseModel):
     no_cache: bool = False
     redact: bool = False
     trust_remote_code: bool = False
+    force_suite: bool = Field(
+        False, description="run an explicitly requested suite even when it is not for the model's kind"
+    )
     detoxify_checkpoint: Path | None = None
     cache_path: Path | None = Field(
         None, description="the sample/score cache file (default ~/.cache/model-audit)"

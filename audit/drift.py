@@ -9,15 +9,16 @@ z-test from the two 95% intervals.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
-from audit.model import AuditReport, DriftResult, Finding, MetricChange, Severity
+from audit.findings import finding
+from audit.model import AuditReport, DriftResult, Finding, MetricChange
+from audit.runfiles import SAMPLES, SCORES, read_records
+from audit.stats import interval_z_p, mean_shift_p
 
 ALPHA = 0.05
 _META_KEYS = (
@@ -33,31 +34,25 @@ _META_KEYS = (
 
 
 def _per_prompt(run_dir: Path | None, suite: str, scorer: str, label: str) -> dict[str, float]:
-    """Mean score per prompt of one suite from a run directory's samples.jsonl and scores.jsonl."""
-    if run_dir is None or not (run_dir / "samples.jsonl").exists() or not (run_dir / "scores.jsonl").exists():
+    """Mean score per prompt of one suite from a run directory's samples and scores (via audit.runfiles)."""
+    if run_dir is None:
         return {}
-    prompt_of = {}
-    for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            if r.get("suite") == suite:
-                prompt_of[r["key"]] = r["prompt_id"]
+    prompt_of = {r["key"]: r["prompt_id"] for r in read_records(run_dir, SAMPLES) if r.get("suite") == suite}
     values: dict[str, list[float]] = defaultdict(list)
-    for line in (run_dir / "scores.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            if r.get("scorer") == scorer and r.get("key") in prompt_of and label in r["scores"]:
-                values[prompt_of[r["key"]]].append(float(r["scores"][label]))
+    for r in read_records(run_dir, SCORES):
+        scores = r.get("scores")
+        if (
+            r.get("scorer") == scorer
+            and r.get("key") in prompt_of
+            and isinstance(scores, dict)
+            and label in scores
+        ):
+            values[prompt_of[r["key"]]].append(float(scores[label]))
     return {k: float(np.mean(v)) for k, v in values.items()}
 
 
 def _z_test(a: Any, b: Any) -> float | None:
-    if None in (a.value, b.value, a.ci_low, a.ci_high, b.ci_low, b.ci_high):
-        return None
-    se = math.hypot((a.ci_high - a.ci_low) / (2 * 1.96), (b.ci_high - b.ci_low) / (2 * 1.96))
-    if se == 0:
-        return 0.0 if a.value != b.value else 1.0
-    return float(2 * sps.norm.sf(abs(b.value - a.value) / se))
+    return interval_z_p(a.value, a.ci_low, a.ci_high, b.value, b.ci_low, b.ci_high)
 
 
 def diff_reports(
@@ -102,15 +97,8 @@ def diff_reports(
                 and len(old_pp) >= 2
                 and len(new_pp) >= 2
             ):
-                x, y = np.array(list(old_pp.values())), np.array(list(new_pp.values()))
-                res = sps.permutation_test(
-                    (x, y),
-                    lambda u, v, axis=-1: np.mean(v, axis=axis) - np.mean(u, axis=axis),
-                    vectorized=True,
-                    n_resamples=5000,
-                    rng=np.random.default_rng(seed),
-                )
-                p, test = float(res.pvalue), "permutation test on per-prompt mean scores"
+                p = mean_shift_p(list(old_pp.values()), list(new_pp.values()), seed)
+                test = "permutation test on per-prompt mean scores"
             else:
                 p = _z_test(a, m)
             worse = (m.value > a.value) if m.higher_is_worse else (m.value < a.value)
@@ -147,32 +135,25 @@ def drift_findings(drift: DriftResult, subject: str) -> list[Finding]:
     out = []
     if drift.license_changed:
         out.append(
-            Finding(
+            finding(
                 "drift.license_changed",
-                Severity.high,
-                "drift",
-                "The licence changed since the baseline audit",
-                "The model's declared licence is not the one the baseline audit saw.",
-                tuple(c for c in drift.metadata_changes if c.startswith("license")) or ("license changed",),
-                "Re-run the legal review before continuing to use the new revision.",
-                subject,
+                subject=subject,
+                evidence=tuple(c for c in drift.metadata_changes if c.startswith("license"))
+                or ("license changed",),
             )
         )
     worse = [m for m in drift.metrics if m.significant and m.worse]
     if worse:
         out.append(
-            Finding(
+            finding(
                 "drift.metric_regressed",
-                Severity.high,
-                "drift",
-                f"{len(worse)} probe metrics regressed significantly",
-                "These metrics are worse than in the baseline audit, and the change is statistically significant.",
-                tuple(
+                subject=subject,
+                detail=f"{len(worse)} probe metric{'s are' if len(worse) != 1 else ' is'} worse than in the "
+                "baseline audit, and the change is statistically significant.",
+                evidence=tuple(
                     f"{m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} (p = {m.p_value:.4g})"
                     for m in worse[:10]
                 ),
-                "Pin the previous revision until the regression is understood.",
-                subject,
             )
         )
     return out

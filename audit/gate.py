@@ -3,7 +3,10 @@
 Rule kinds: findings at or above a severity (with per-id overrides and waivers that expire),
 metric thresholds on the value or on the upper end of its interval, group gaps that are both
 large and significant, and drift since a baseline (licence change, significant regressions,
-new findings). `model-audit gate` exits 0 on pass or warn and 1 on fail.
+new findings). A metric whose 95% interval straddles a rule's bound is `inconclusive`, never a
+pass: the sample is too small to decide. A suite whose metrics are invalid (the model's head was
+newly initialised) fails every rule on it. `model-audit gate` exits 0 on pass or warn and 1 on
+fail or inconclusive.
 """
 
 from __future__ import annotations
@@ -14,14 +17,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit.errors import UsageError
 from audit.model import AuditReport, GateResult, RuleOutcome, Severity, WaiverStatus
 
 VerdictName = Literal["pass", "warn", "fail"]
-_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+OutcomeName = Literal["pass", "warn", "fail", "inconclusive"]
+_ORDER = {"pass": 0, "warn": 1, "inconclusive": 2, "fail": 3}
 
 
 class _Strict(BaseModel):
@@ -106,10 +109,12 @@ def load_policy(path: Path | str) -> tuple[Policy, str]:
         raise UsageError(
             f"cannot read policy {p}: {exc.strerror}", "give a policy YAML file, or `default`"
         ) from None
-    try:
-        data = yaml.safe_load(raw.decode("utf-8-sig")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})", "fix the policy file") from None
+    from audit.collect.cardparse import CardYAMLError, load_yaml_bounded
+
+    try:  # bounded: depth, aliases and expanded size (a 100,000-deep file is refused at once)
+        data = load_yaml_bounded(raw.decode("utf-8-sig")) or {}
+    except (CardYAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})", "fix the policy file") from exc
     try:
         return Policy.model_validate(data), hashlib.sha256(raw).hexdigest()
     except ValidationError as exc:
@@ -170,8 +175,9 @@ def evaluate(
             "expired" if w.expires < today else ("active" if w.id in used else "unused")
         )
         waivers.append(WaiverStatus(w.id, w.owner, w.justification, w.expires.isoformat(), status))
-    overall: VerdictName = max((o.verdict for o in outcomes), key=lambda v: _ORDER[v], default="pass")
-    return GateResult(policy_name, policy_sha, overall, tuple(outcomes), tuple(waivers))
+    overall: OutcomeName = max((o.verdict for o in outcomes), key=lambda v: _ORDER[v], default="pass")
+    profile = report.profile.name if report.profile is not None else ""
+    return GateResult(policy_name, policy_sha, overall, tuple(outcomes), tuple(waivers), profile)
 
 
 def _metric_rule(report: AuditReport, rule: MetricRule, name: str) -> RuleOutcome:
@@ -194,16 +200,6 @@ def _metric_rule(report: AuditReport, rule: MetricRule, name: str) -> RuleOutcom
             "warn",
             f"no metric {rule.suite}/{rule.metric} in this report: the rule could not be checked",
         )
-    fails = []
-    for m in matches:
-        v = {"value": m.value, "ci_high": m.ci_high, "ci_low": m.ci_low}[rule.check]
-        if v is None:
-            fails.append(f"{m.group or m.label or m.name}: {rule.check} not available")
-            continue
-        if rule.max is not None and v > rule.max:
-            fails.append(f"{m.group or m.label or m.name}: {rule.check} {v:.4f} > max {rule.max}")
-        if rule.min is not None and v < rule.min:
-            fails.append(f"{m.group or m.label or m.name}: {rule.check} {v:.4f} < min {rule.min}")
     bound = " and ".join(
         x
         for x in (
@@ -212,6 +208,33 @@ def _metric_rule(report: AuditReport, rule: MetricRule, name: str) -> RuleOutcom
         )
         if x
     )
+    assert probe is not None
+    if probe.invalid:
+        return RuleOutcome(
+            f"metric:{name}",
+            "metric",
+            "fail",
+            f"{rule.suite}/{rule.metric}: the suite's metrics are invalid ({probe.invalid})",
+        )
+    fails, unsure = [], []
+    for m in matches:
+        who = m.group or m.label or m.name
+        v = {"value": m.value, "ci_high": m.ci_high, "ci_low": m.ci_low}[rule.check]
+        if v is None:
+            fails.append(f"{who}: {rule.check} not available")
+            continue
+        if rule.max is not None and v > rule.max:
+            fails.append(f"{who}: {rule.check} {v:.4f} > max {rule.max}")
+        if rule.min is not None and v < rule.min:
+            fails.append(f"{who}: {rule.check} {v:.4f} < min {rule.min}")
+        if m.ci_low is None or m.ci_high is None:
+            if rule.check == "value":
+                unsure.append(f"{who}: value {v:.4f} has no interval to decide it against the bound")
+            continue
+        if rule.max is not None and m.ci_low <= rule.max < m.ci_high and v <= rule.max:
+            unsure.append(f"{who}: 95% CI [{m.ci_low:.4f}, {m.ci_high:.4f}] straddles max {rule.max}")
+        if rule.min is not None and m.ci_low < rule.min <= m.ci_high and v >= rule.min:
+            unsure.append(f"{who}: 95% CI [{m.ci_low:.4f}, {m.ci_high:.4f}] straddles min {rule.min}")
     if fails:
         return RuleOutcome(
             f"metric:{name}",
@@ -219,6 +242,15 @@ def _metric_rule(report: AuditReport, rule: MetricRule, name: str) -> RuleOutcom
             rule.verdict,
             f"{rule.suite}/{rule.metric} ({rule.check}) must be {bound}",
             tuple(fails[:10]),
+        )
+    if unsure:
+        return RuleOutcome(
+            f"metric:{name}",
+            "metric",
+            "inconclusive",
+            f"{rule.suite}/{rule.metric} ({rule.check}) {bound} cannot be decided: the interval is too "
+            "wide for this threshold (run more prompts or samples)",
+            tuple(unsure[:10]),
         )
     return RuleOutcome(
         f"metric:{name}",
@@ -238,6 +270,11 @@ def _gap_rule(report: AuditReport, rule: GapRule, name: str) -> RuleOutcome:
             "warn",
             f"no {rule.metric} in suite {rule.suite}: the rule could not be checked",
         )
+    assert probe is not None
+    if probe.invalid:
+        return RuleOutcome(
+            f"gap:{name}", "gap", "fail", f"{rule.suite}: the suite's metrics are invalid ({probe.invalid})"
+        )
     bad = [
         f"{m.axis}: {m.group} gap {m.value:.3f}, p_holm {m.p_adjusted:.4f}"
         for m in gaps
@@ -253,6 +290,26 @@ def _gap_rule(report: AuditReport, rule: GapRule, name: str) -> RuleOutcome:
             rule.verdict,
             f"{rule.suite}: group gaps of at least {rule.min_gap} with Holm-adjusted p < {rule.alpha}",
             tuple(bad),
+        )
+    # Not shown to be large: still not a pass when the interval reaches the bound (or there is none).
+    unsure = [
+        f"{m.axis}: {m.group} gap {m.value:.3f}, "
+        + (
+            f"95% CI [{m.ci_low:.3f}, {m.ci_high:.3f}] reaches {rule.min_gap}"
+            if m.ci_low is not None and m.ci_high is not None
+            else "no interval"
+        )
+        for m in gaps
+        if m.value is not None
+        and (m.ci_low is None or m.ci_high is None or max(abs(m.ci_low), abs(m.ci_high)) >= rule.min_gap)
+    ]
+    if unsure:
+        return RuleOutcome(
+            f"gap:{name}",
+            "gap",
+            "inconclusive",
+            f"{rule.suite}: a gap of {rule.min_gap} or more cannot be ruled out (run more prompts or samples)",
+            tuple(unsure[:10]),
         )
     return RuleOutcome(
         f"gap:{name}", "gap", "pass", f"{rule.suite}: no gap both >= {rule.min_gap} and significant"
@@ -307,7 +364,7 @@ def _drift_rules(report: AuditReport, rules: DriftRules) -> list[RuleOutcome]:
 
 def junit_xml(gate: GateResult, subject: str) -> bytes:
     """JUnit XML: one test case per rule; failures carry the message and evidence, warnings are system-out."""
-    fails = sum(o.verdict == "fail" for o in gate.rules)
+    fails = sum(o.verdict in ("fail", "inconclusive") for o in gate.rules)
     suite = ET.Element(
         "testsuite",
         name=f"model-audit policy {gate.policy}",
@@ -316,12 +373,19 @@ def junit_xml(gate: GateResult, subject: str) -> bytes:
         errors="0",
         skipped="0",
     )
-    ET.SubElement(ET.SubElement(suite, "properties"), "property", name="subject", value=subject)
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="subject", value=subject)
+    ET.SubElement(props, "property", name="profile", value=gate.profile or "none recorded")
     for o in gate.rules:
         case = ET.SubElement(suite, "testcase", classname=f"model-audit.{o.kind}", name=o.rule, time="0")
         body = o.message + ("\n" + "\n".join(o.evidence) if o.evidence else "")
-        if o.verdict == "fail":
-            failure = ET.SubElement(case, "failure", message=o.message[:500], type="policy")
+        if o.verdict in ("fail", "inconclusive"):
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=o.message[:500],
+                type="policy" if o.verdict == "fail" else "policy-inconclusive",
+            )
             failure.text = body
         elif o.verdict == "warn":
             ET.SubElement(case, "system-out").text = "WARN: " + body

@@ -9,15 +9,17 @@ longer matches.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from audit import __version__
-from audit.fsutil import sha256_file
+from audit.errors import UsageError
 from audit.model import AuditReport, Integrity
 from audit.serialize import report_to_dict
 
@@ -30,26 +32,125 @@ def _canonical(report: AuditReport) -> bytes:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def content_hash(report: AuditReport, run_dir: Path) -> Integrity:
-    """The integrity record of a report and the data files beside it."""
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def hash_regular(path: Path) -> str:
+    """sha256 of a regular file; a link, FIFO or device is refused (OSError), never followed or opened."""
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    fd = os.open(path, flags)  # O_NOFOLLOW: a link fails here; O_NONBLOCK: a FIFO does not block
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{path.name} is {_kind(st.st_mode)}, not a regular file")
+        h = hashlib.sha256()
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: Path) -> bytes:
+    """A regular file's bytes; a link, FIFO or device is refused (OSError)."""
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{path.name} is {_kind(st.st_mode)}, not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def content_hash(report: AuditReport, run_dir: Path, check_folder: bool = True) -> Integrity:
+    """The integrity record of a report and the data files beside it.
+
+    With `check_folder` (the writers' first step) a folder holding links, FIFOs or devices is
+    refused before anything is written."""
+    if check_folder:
+        list_artifacts(run_dir)
     parts = [f"report:{hashlib.sha256(_canonical(report)).hexdigest()}"]
     covers = ["report.json"]
     for name in DATA_FILES:
-        if (run_dir / name).exists():
-            parts.append(f"{name}:{sha256_file(run_dir / name)}")
+        if os.path.lexists(run_dir / name):
+            parts.append(f"{name}:{_hash_or_refuse(run_dir, name)}")
             covers.append(name)
     return Integrity(hashlib.sha256("\n".join(parts).encode()).hexdigest(), tuple(covers))
 
 
+def scan(run_dir: Path) -> tuple[list[str], list[str]]:
+    """(regular files, refused entries) of a run directory, dotfiles included, links never followed.
+
+    Refused entries are symbolic links (to files or folders), FIFOs, devices and sockets, each
+    described in a line."""
+    files: list[str] = []
+    refused: list[str] = []
+    for root, dirs, names in os.walk(run_dir, followlinks=False):
+        for d in list(dirs):
+            if os.path.islink(os.path.join(root, d)):
+                rel = os.path.relpath(os.path.join(root, d), run_dir).replace(os.sep, "/")
+                refused.append(f"{rel} is a symbolic link")
+                dirs.remove(d)
+        dirs.sort()
+        for f in sorted(names):
+            path = os.path.join(root, f)
+            rel = os.path.relpath(path, run_dir).replace(os.sep, "/")
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue  # removed while we looked
+            if stat.S_ISREG(mode):
+                if rel != MANIFEST:
+                    files.append(rel)
+            else:
+                refused.append(f"{rel} is {_kind(mode)}")
+    return sorted(files), refused
+
+
 def list_artifacts(run_dir: Path) -> list[str]:
-    out = []
-    for root, dirs, files in os.walk(run_dir):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for f in files:
-            rel = os.path.relpath(os.path.join(root, f), run_dir).replace(os.sep, "/")
-            if rel != MANIFEST and not f.startswith("."):
-                out.append(rel)
-    return sorted(out)
+    """Every regular file of a run directory (dotfiles included) but manifest.json.
+
+    Raises UsageError when the folder holds links, FIFOs, devices or sockets: they are never hashed."""
+    files, refused = scan(run_dir)
+    if refused:
+        raise UsageError(
+            f"{run_dir} holds entries that are not regular files: {'; '.join(refused[:5])}",
+            "remove them: a run folder holds only the files model-audit wrote",
+        )
+    return files
+
+
+def _hash_or_refuse(run_dir: Path, name: str) -> str:
+    try:
+        return hash_regular(run_dir / name)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot hash {run_dir / name}: {exc.strerror or exc}",
+            "remove it: a run folder holds only the files model-audit wrote",
+        ) from exc
 
 
 def build_manifest(report: AuditReport, run_dir: Path) -> dict[str, Any]:
@@ -64,34 +165,47 @@ def build_manifest(report: AuditReport, run_dir: Path) -> dict[str, Any]:
         "config_hash": hashlib.sha256(inputs).hexdigest(),
         "content_hash": report.integrity.content_hash if report.integrity else None,
         "library_versions": report.run.library_versions,
-        "files": {name: sha256_file(run_dir / name) for name in list_artifacts(run_dir)},
+        "files": {name: _hash_or_refuse(run_dir, name) for name in list_artifacts(run_dir)},
     }
 
 
 def verify(run_dir: Path) -> list[str]:
-    """Problems found in a run directory (empty when every file is as the manifest says)."""
+    """Problems found in a run directory (empty when every file is as the manifest says).
+
+    Dotfiles count; links, FIFOs, devices and sockets are problems and are never opened. A missing
+    folder is a UsageError."""
     from audit.serialize import report_from_json
 
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such folder", "give the folder a `model-audit run` wrote")
     path = run_dir / MANIFEST
-    if not path.is_file():
-        return [f"no {MANIFEST} in {run_dir}"]
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(read_regular(path).decode("utf-8"))
         listed: dict[str, str] = manifest["files"]
-    except (ValueError, KeyError, TypeError):
-        return [f"{MANIFEST} is not readable"]
-    problems = []
-    present = set(list_artifacts(run_dir))
+        if not isinstance(listed, dict):
+            raise TypeError
+    except FileNotFoundError:
+        return [f"no {MANIFEST} in {run_dir}"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return [f"{MANIFEST} is not a readable manifest"]
+    files, refused = scan(run_dir)
+    problems = [f"refused: {r} (not hashed)" for r in refused]
+    present = set(files)
     for name, digest in sorted(listed.items()):
         if name not in present:
-            problems.append(f"missing: {name}")
-        elif sha256_file(run_dir / name) != digest:
-            problems.append(f"changed: {name}")
+            if not any(r.startswith(f"{name} is ") for r in refused):
+                problems.append(f"missing: {name}")
+        else:
+            try:
+                if hash_regular(run_dir / name) != digest:
+                    problems.append(f"changed: {name}")
+            except OSError:
+                problems.append(f"unreadable: {name}")
     problems.extend(f"added: {name}" for name in sorted(present - set(listed)))
-    if (run_dir / "report.json").is_file():
+    if "report.json" in present:
         try:
-            report = report_from_json((run_dir / "report.json").read_bytes())
-            recomputed = content_hash(report, run_dir).content_hash
+            report = report_from_json(read_regular(run_dir / "report.json"))
+            recomputed = content_hash(report, run_dir, check_folder=False).content_hash
             if report.integrity is None or report.integrity.content_hash != recomputed:
                 problems.append(
                     "content hash: report.json or its data files do not match the hash inside the report"

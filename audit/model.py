@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 SCHEMA_VERSION = "1.0"
 
@@ -31,7 +31,7 @@ class Severity(str, Enum):
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 SEVERITIES: tuple[Severity, ...] = tuple(Severity)
 
-RefKind = Literal["hub", "local-folder", "card-file"]
+RefKind = Literal["hub", "local-folder", "card-file", "azureml"]
 LicenseClass = Literal[
     "permissive", "copyleft", "restricted_use", "noncommercial", "other", "unknown", "missing"
 ]
@@ -47,11 +47,17 @@ class ModelRef:
     revision: str | None = None
     path: str | None = None
     name: str | None = None
+    # An Azure ML registry model (kind "azureml"): repo_id is the model name, revision the version asked for.
+    registry: str | None = None
+    label: str | None = None
 
     @property
     def display(self) -> str:
         if self.name:
             return self.name
+        if self.kind == "azureml":
+            tail = f"versions/{self.revision}" if self.revision else f"labels/{self.label}"
+            return f"azureml://registries/{self.registry}/models/{self.repo_id}/{tail}"
         if self.kind == "hub":
             return f"{self.repo_id}@{self.revision}" if self.revision else str(self.repo_id)
         return str(self.path)
@@ -82,6 +88,11 @@ class SectionFact:
     heading: str = ""
     line: int | None = None
     excerpt: str = ""
+    # How the section was found: heading, lead-in (bold/italic/`Label:` at the start of a paragraph or list item),
+    # table (a header cell), text (a sentence or BibTeX entry), introduction, metadata; "" when not found.
+    found_by: str = ""
+    # The placeholder the section holds when it holds nothing else ("[More Information Needed]", "(an empty table)").
+    placeholder_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,59 @@ class CardFacts:
     card_bytes: int = 0
     card_truncated: bool = False
     problems: tuple[str, ...] = ()
+    # False when the front matter could not be read or a metadata field has the wrong type.
+    metadata_ok: bool = True
+    metadata_problems: tuple[str, ...] = ()
+    # The language of the card's prose (ISO 639-1, guessed from scripts and stopwords; None when too little text),
+    # and whether section matching is limited for it: the card is written in a language the section patterns do
+    # not cover, so a section not found may still be there.
+    language_detected: str | None = None
+    sections_limited: bool = False
+    # What the card's prose states about training (audit/compute.py): tokens and a parameter count, with where.
+    training_tokens: int | None = None
+    training_tokens_source: str = ""
+    parameters_stated: int | None = None
+    parameters_stated_source: str = ""
+    # What an Azure AI Foundry catalog entry states (source "azureml"); None for other sources.
+    catalog: CatalogFacts | None = None
+
+
+@dataclass(frozen=True)
+class CatalogFacts:
+    """What one Azure AI Foundry catalog entry (an Azure ML registry model version) states.
+
+    A field the entry does not state stays empty and its label is listed in `not_stated`: the
+    audit never guesses it.
+    """
+
+    registry: str
+    name: str
+    version: str
+    asset_id: str
+    requested: str = ""
+    created_at: str | None = None
+    license: str | None = None
+    license_source: str | None = None
+    task: str | None = None
+    task_source: str | None = None
+    author: str | None = None
+    languages: tuple[str, ...] = ()
+    model_type: str | None = None
+    inference_compute: tuple[str, ...] = ()
+    finetune_compute: tuple[str, ...] = ()
+    finetuning_tasks: tuple[str, ...] = ()
+    inference_envs: tuple[str, ...] = ()
+    security_scanned: bool = False
+    datasets: tuple[str, ...] = ()
+    weight_files: tuple[str, ...] = ()
+    hub_model_id: str | None = None
+    hub_commit: str | None = None
+    hub_resolved_revision: str | None = None
+    hub_licenses: tuple[str, ...] = ()
+    hub_license_class: LicenseClass | None = None
+    hub_error: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    not_stated: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +261,46 @@ class DatasetFacts:
     gated: str | None = None
     last_modified: str | None = None
     problems: tuple[str, ...] = ()
+    # As on CardFacts: the dataset card's language and whether section matching is limited for it.
+    language_detected: str | None = None
+    sections_limited: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a suite, with the group it speaks about (counterfactual suites)."""
+
+    id: str
+    text: str
+    axis: str = ""
+    group: str = ""
+    template_id: str = ""
+    term: str = ""
+
+
+class SampleRecord(TypedDict):
+    """One line of samples.jsonl: one sampled output of one prompt (keyed by `key`)."""
+
+    key: str
+    suite: str
+    prompt_id: str
+    sample_index: int
+    axis: str
+    group: str
+    template_id: str
+    prompt: str
+    output: str
+
+
+class ScoreRecord(TypedDict):
+    """One line of scores.jsonl: one scorer's scores of one sample (keyed by `skey`)."""
+
+    skey: str
+    key: str
+    prompt_id: str
+    sample_index: int
+    scorer: str
+    scores: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -215,6 +319,8 @@ class MetricResult:
     higher_is_worse: bool = True
     p_value: float | None = None
     p_adjusted: float | None = None
+    # True for a metric that checks the instrument, not the model (a sanity-control test, the scorer's own gap).
+    control: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,6 +351,21 @@ class SampleView:
 
 
 @dataclass(frozen=True)
+class ScorerValidation:
+    """A scorer against human labels: AUC and accuracy at its threshold."""
+
+    scorer: str
+    source: str
+    sha256: str
+    n: int
+    positives: int
+    auc: float | None
+    accuracy: float | None
+    threshold: float
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """The result of one probe suite: the protocol as run, metrics with intervals, distribution, worst samples."""
 
@@ -261,6 +382,10 @@ class ProbeResult:
     redacted: bool = False
     notes: tuple[str, ...] = ()
     skipped: str = ""
+    # Why the suite's metrics are invalid ("" when they are valid): e.g. the head it relies on was newly initialised.
+    invalid: str = ""
+    # The scorer checked against labelled data the user gave (--data scorer-validation=FILE).
+    scorer_validation: tuple[ScorerValidation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -286,6 +411,8 @@ class Verdict:
     highest_severity: Severity | None
     counts: dict[str, int]
     summary: str
+    # The findings that set the rating, one line each, in order of concern.
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,7 +421,7 @@ class RuleOutcome:
 
     rule: str
     kind: str
-    verdict: Literal["pass", "warn", "fail"]
+    verdict: Literal["pass", "warn", "fail", "inconclusive"]
     message: str
     evidence: tuple[str, ...] = ()
 
@@ -316,9 +443,11 @@ class GateResult:
 
     policy: str
     policy_sha256: str
-    verdict: Literal["pass", "warn", "fail"]
+    verdict: Literal["pass", "warn", "fail", "inconclusive"]
     rules: tuple[RuleOutcome, ...]
     waivers: tuple[WaiverStatus, ...] = ()
+    # The use-context profile the findings were weighed under when the policy was applied.
+    profile: str = ""
 
 
 @dataclass(frozen=True)
@@ -362,6 +491,72 @@ class Integrity:
 
 
 @dataclass(frozen=True)
+class SeverityChange:
+    """A finding whose severity the use-context profile changed, and the rule that changed it."""
+
+    finding_id: str
+    subject: str
+    old: Severity
+    new: Severity
+    rule: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileApplied:
+    """The use-context profile the findings are weighed under (audit/profiles.py), and what it changed.
+
+    `added` and `removed` hold the findings the profile raised or withdrew (stricter or looser probe
+    thresholds, probe-data licences), so the profile can be undone exactly and another applied.
+    """
+
+    name: str
+    source: str
+    sha256: str
+    description: str
+    commercial: bool
+    thresholds: dict[str, float] = field(default_factory=dict)
+    changes: tuple[SeverityChange, ...] = ()
+    added: tuple[Finding, ...] = ()
+    removed: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComputeEstimate:
+    """Training compute estimated as 6 x parameters x training tokens, with its inputs (audit/compute.py)."""
+
+    statement: str
+    flop: float | None = None
+    parameters: int | None = None
+    parameters_source: str = ""
+    tokens: int | None = None
+    tokens_source: str = ""
+    threshold_flop: float = 1e25
+    exceeds_threshold: bool | None = None
+
+
+@dataclass(frozen=True)
+class FrameworkItemEvidence:
+    """One item of a governance framework and what this audit says about it."""
+
+    item: str
+    title: str
+    answered: bool
+    evidence: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FrameworkCoverage:
+    """One governance framework: items this audit gives evidence for, and items a reviewer must answer."""
+
+    framework: str
+    title: str
+    citation: str
+    items: tuple[FrameworkItemEvidence, ...] = ()
+
+
+@dataclass(frozen=True)
 class AuditReport:
     """One audit: the single object every renderer reads."""
 
@@ -377,3 +572,9 @@ class AuditReport:
     gate: GateResult | None = None
     drift: DriftResult | None = None
     integrity: Integrity | None = None
+    # The use-context profile (research, internal, customer-facing or a file) the findings are weighed under.
+    profile: ProfileApplied | None = None
+    # Training compute estimated from the card (6 x parameters x tokens), when it states training tokens.
+    compute: ComputeEstimate | None = None
+    # What this audit gives evidence for in NIST AI RMF 1.0, the EU AI Act and ISO/IEC 42001 (audit/frameworks.py).
+    frameworks: tuple[FrameworkCoverage, ...] = ()

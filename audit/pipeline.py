@@ -32,7 +32,23 @@ from audit.serialize import load_report_dir
 from audit.suites import builtin_suites, resolve_suite
 
 DEFAULT_FORMATS = ("json", "html", "pdf", "md")
-_LIBS = ("huggingface_hub", "pydantic", "PyYAML", "Jinja2", "markdown-it-py", "nh3", "weasyprint", "rich")
+_LIBS = (
+    "huggingface_hub",
+    "pydantic",
+    "PyYAML",
+    "Jinja2",
+    "markdown-it-py",
+    "nh3",
+    "weasyprint",
+    "rich",
+    # Libraries that compute probe results.
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "numpy",
+    "scipy",
+    "detoxify",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -44,6 +60,19 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[lib] = "not installed"
     return out
+
+
+def recorded_ref(ref: ModelRef) -> ModelRef:
+    """The reference as the report records it: a local path as the user typed it when relative, else
+    only the folder's or file's name, so no absolute path into the user's environment is written."""
+    if not ref.path or not Path(ref.path).is_absolute():
+        return ref
+    typed = Path(ref.raw)
+    if not typed.is_absolute():
+        with contextlib.suppress(OSError):
+            if typed.resolve() == Path(ref.path).resolve():
+                return replace(ref, path=ref.raw)
+    return replace(ref, path=Path(ref.path).name)
 
 
 def hub_endpoint() -> str:
@@ -88,12 +117,12 @@ def audit_model(
         resolved_revision=collected.card.resolved_revision,
         library_versions=library_versions(),
         hub_endpoint=hub_endpoint(),
-        offline=offline_mode(),
+        offline=options.offline or offline_mode(),
     )
-    return AuditReport(
+    report = AuditReport(
         schema_version=SCHEMA_VERSION,
         run=run,
-        subject=model_ref,
+        subject=recorded_ref(model_ref),
         card=collected.card,
         base_models=collected.base_models,
         datasets=collected.datasets,
@@ -101,11 +130,15 @@ def audit_model(
         probes=(),
         verdict=verdict(findings),
     )
+    from audit.profiles import apply_profile  # weighs the findings for the use (audit/profiles.py)
+
+    return apply_profile(report, options.profile)
 
 
 def _no_card_report(model_ref: ModelRef, options: AuditOptions, reason: str) -> AuditReport:
     """The card side of an audit of a model served by an endpoint with no Hub card: says so, does not fail."""
-    from audit.model import CardFacts, Finding, Severity
+    from audit.analyze import no_card_finding
+    from audit.model import CardFacts
 
     card = CardFacts(
         subject=model_ref.name or model_ref.raw,
@@ -114,16 +147,7 @@ def _no_card_report(model_ref: ModelRef, options: AuditOptions, reason: str) -> 
         readable=False,
         problems=(reason,),
     )
-    finding = Finding(
-        "docs.no_card",
-        Severity.high,
-        "documentation",
-        "The model has no model card",
-        "The model is served by an OpenAI-compatible endpoint and no Hub model card was found for it.",
-        (reason,),
-        "Ask the provider for a model card (training data, licence, intended use).",
-        card.subject,
-    )
+    finding = no_card_finding(card)
     now = _utc(dt.datetime.now(dt.timezone.utc))
     run = RunInfo(
         tool_version=__version__,
@@ -134,7 +158,7 @@ def _no_card_report(model_ref: ModelRef, options: AuditOptions, reason: str) -> 
         resolved_revision=None,
         library_versions=library_versions(),
         hub_endpoint=hub_endpoint(),
-        offline=offline_mode(),
+        offline=options.offline or offline_mode(),
     )
     findings = (finding,)
     return AuditReport(SCHEMA_VERSION, run, model_ref, card, (), (), findings, (), verdict(findings))
@@ -159,6 +183,7 @@ def run_audit(
 
     options = options or AuditOptions()
     popts = probe_options or ProbeOptions()
+    check_plugins(popts)  # a misspelt backend, scorer or option fails before any request or model load
     model_ref = ref if isinstance(ref, ModelRef) else None
     t0 = time.monotonic()
     try:
@@ -182,11 +207,14 @@ def run_audit(
     if kind is None and popts.backend == "openai":
         kind = "text-generation"
     requested = list(popts.suites)
+    from audit.guards import check_suite_kinds, invalid_model_check
+
+    check_suite_kinds(requested, kind, popts.force_suite)
     automatic = not requested and popts.auto_suites
     suites = requested or (select_suites(kind) if automatic else [])
     if not suites:
         return report, out
-    from audit.model import Finding, Severity
+    from audit.findings import finding
     from audit.probe import ProbeRunner, SubjectModel
 
     source = model_ref.repo_id if model_ref.kind == "hub" else model_ref.path
@@ -199,6 +227,7 @@ def run_audit(
         for suite in suites:
             try:
                 result, findings = runner.run_suite(suite)
+                result, findings = invalid_model_check(result, findings, getattr(runner, "_backend", None))
             except AuditError as exc:
                 if not automatic:
                     raise
@@ -221,15 +250,10 @@ def run_audit(
         runner.close()
     if popts.trust_remote_code and popts.backend == "hf":
         extra.append(
-            Finding(
+            finding(
                 "run.trust_remote_code",
-                Severity.high,
-                "security",
-                "Model code was executed (trust_remote_code)",
-                "The audit ran the repository's own Python code because --trust-remote-code was given.",
-                (f"model {source} at revision {subject.revision or 'unpinned'}",),
-                "Review that code at the pinned revision before adopting the model.",
-                report.card.subject,
+                subject=report.card.subject,
+                evidence=(f"model {source} at revision {subject.revision or 'unpinned'}",),
             )
         )
     findings_all = tuple(sorted(report.findings + tuple(extra), key=lambda f: (-f.severity.rank, f.id)))
@@ -243,7 +267,21 @@ def run_audit(
     report = replace(
         report, run=run, probes=tuple(probes), findings=findings_all, verdict=verdict(findings_all)
     )
-    return report, out
+    from audit.profiles import apply_profile  # probe findings and probe-data licences weighed too
+
+    return apply_profile(report, options.profile), out
+
+
+def check_plugins(popts: ProbeOptions) -> None:
+    """Validate the backend, the --scorer specs and their options against the plugin registries (exit 2)."""
+    from audit.registry import BACKENDS, SCORERS
+    from audit.score import parse_scorer_spec
+
+    if popts.suites or popts.auto_suites:
+        BACKENDS.validate_options(popts.backend, popts.backend_options)
+    for text in popts.scorers or []:
+        name, opts = parse_scorer_spec(text)
+        SCORERS.validate_options(name, opts)
 
 
 def recorded_probe_options(popts: ProbeOptions) -> dict[str, object]:
@@ -264,9 +302,27 @@ def _skipped(spec: SuiteSpec, reason: str) -> ProbeResult:
 
 
 def slug(text: str) -> str:
-    """A file-system-safe name: `org/name` -> `org__name`."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("._")
-    return s[:120] or "model"
+    """A file-system-safe name: `org/name` -> `org__name`. A name that loses characters (non-ASCII,
+    dots only) gets a short hash of itself, so different names never share a folder."""
+    flat = text.replace("/", "__")
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", flat).strip("._")
+    if s != flat:
+        import hashlib
+
+        s = f"{s[:110] or 'model'}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return s[:120]
+
+
+def out_dir_arg(text: str) -> Path:
+    """`--out DIR` (an argparse type): not empty, and not an existing file."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out is empty: give a folder, e.g. --out reports/my-audit")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder: give a new or existing folder")
+    return path
 
 
 def default_out_dir(report: AuditReport, base: Path = Path("reports")) -> Path:
@@ -313,8 +369,9 @@ def apply_baseline(report: AuditReport, baseline_dir: Path, run_dir: Path | None
     """Add drift against a baseline run directory, and the drift findings, to a report."""
     from audit.analyze import verdict as _verdict
     from audit.drift import diff_reports, drift_findings
+    from audit.profiles import apply_profile, profile_ref
 
-    old = load_report_dir(baseline_dir)
+    old = apply_profile(load_report_dir(baseline_dir), profile_ref(report))  # like for like: the same profile
     drift = diff_reports(old, report, baseline=str(baseline_dir), old_dir=baseline_dir, new_dir=run_dir)
     findings = tuple(
         sorted(
@@ -322,17 +379,20 @@ def apply_baseline(report: AuditReport, baseline_dir: Path, run_dir: Path | None
             key=lambda f: (-f.severity.rank, f.id),
         )
     )
-    return replace(report, drift=drift, findings=findings, verdict=_verdict(findings))
+    with_drift = replace(report, drift=drift, findings=findings, verdict=_verdict(findings))
+    return apply_profile(with_drift, profile_ref(report))
 
 
 def apply_policy(report: AuditReport, policy: str | Path) -> AuditReport:
     """Evaluate a policy file (or `default`) against a report and attach the result."""
+    from audit.frameworks import framework_coverage
     from audit.gate import evaluate, load_policy
 
     pol, sha = load_policy(policy)
-    return replace(
+    gated = replace(
         report, gate=evaluate(report, pol, pol.name if str(policy) != "default" else "default", sha)
     )
+    return replace(gated, frameworks=framework_coverage(gated))  # the gate is evidence (MANAGE 1.1)
 
 
 def fingerprint(report: AuditReport, suites: list[str], policy: str | Path | None) -> dict[str, str | None]:

@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from audit.errors import ReportNotFoundError, UsageError
-from audit.model import AuditReport
+from audit.model import SCHEMA_VERSION, AuditReport
+
+KNOWN_SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_VERSION,)  # the report versions this tool reads
 
 
 @lru_cache(maxsize=1)
@@ -29,8 +31,27 @@ def report_to_json(report: AuditReport) -> str:
     return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
+def check_schema_version(text: str | bytes, source: str = "report.json") -> None:
+    """Refuse a report whose `schema_version` this version of the tool does not know."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(
+            f"{source} is not JSON ({str(exc)[:120]})", "re-run `model-audit run` to produce a fresh report"
+        ) from exc
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        shown = repr(version)[:40] if version is not None else "none"
+        raise UsageError(
+            f"{source} has schema_version {shown}; this version of model-audit reads "
+            f"{', '.join(KNOWN_SCHEMA_VERSIONS)}",
+            "render it with the model-audit version that wrote it, or re-run `model-audit run`",
+        )
+
+
 def report_from_json(text: str | bytes, source: str = "report.json") -> AuditReport:
     """Validate and load a report; a clear UsageError when it is not one of ours."""
+    check_schema_version(text, source)
     try:
         return _adapter().validate_json(text)
     except ValidationError as exc:
@@ -48,6 +69,8 @@ def load_report_dir(folder: Path) -> AuditReport:
     path = folder / "report.json"
     if not path.is_file():
         raise ReportNotFoundError(f"no report.json in {folder}", "give the folder a `model-audit run` wrote")
+    if path.is_symlink():  # never follow a link out of the run folder (it may point at an endless device)
+        raise UsageError(f"{path} is a symbolic link", "a run folder holds only the files model-audit wrote")
     return report_from_json(path.read_bytes(), str(path))
 
 

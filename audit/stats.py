@@ -6,9 +6,11 @@ note and no interval rather than a pretend one.
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
@@ -124,3 +126,87 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         out[i] = running
     return out
+
+
+Statistic = Callable[..., np.ndarray]
+
+
+def two_sample_bootstrap_ci(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    statistic: Statistic,
+    seed: int,
+    n_resamples: int = 2000,
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap 95% interval of a vectorised two-sample statistic (None with < 5 each)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) < 5 or len(y) < 5 or (np.ptp(x) == 0 and np.ptp(y) == 0):
+        return None, None
+    res = sps.bootstrap(
+        (x, y),
+        statistic,
+        vectorized=True,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _mean_difference(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(np.mean(u, axis=axis) - np.mean(v, axis=axis))
+
+
+def mean_difference_ci(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, seed: int, n_resamples: int = 2000
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of mean(a) - mean(b) for two independent samples (None with < 5 each)."""
+    return two_sample_bootstrap_ci(a, b, _mean_difference, seed, n_resamples)
+
+
+def two_sample_permutation_p(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    statistic: Statistic,
+    seed: int,
+    *,
+    alternative: Literal["two-sided", "greater", "less"] = "two-sided",
+    n_resamples: int = 5000,
+) -> float:
+    """Permutation-test p-value of a vectorised two-sample statistic (independent samples, seeded)."""
+    res = sps.permutation_test(
+        (np.asarray(a, dtype=float), np.asarray(b, dtype=float)),
+        statistic,
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative=alternative,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue)
+
+
+def mean_shift_p(old: Sequence[float] | np.ndarray, new: Sequence[float] | np.ndarray, seed: int) -> float:
+    """Two-sided permutation p-value of a change in mean between two independent samples."""
+    return two_sample_permutation_p(new, old, _mean_difference, seed)
+
+
+def interval_z_p(
+    a_value: float | None,
+    a_low: float | None,
+    a_high: float | None,
+    b_value: float | None,
+    b_low: float | None,
+    b_high: float | None,
+) -> float | None:
+    """Two-sided p of a difference of two estimates, from their 95% intervals (normal approximation).
+
+    When both intervals collapsed (all observations equal), any difference is certain (p = 0).
+    """
+    if a_value is None or b_value is None or None in (a_low, a_high, b_low, b_high):
+        return None
+    assert a_low is not None and a_high is not None and b_low is not None and b_high is not None
+    se = math.hypot((a_high - a_low) / 3.92, (b_high - b_low) / 3.92)
+    if se == 0:
+        return 0.0 if a_value != b_value else 1.0
+    return float(2 * sps.norm.sf(abs(b_value - a_value) / se))

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from audit.collect.cardparse import _BoundedLoader
-from audit.config import PromptSource, SuiteSpec
+from audit.config import SUITE_TAGS, AnySuite, PromptSource, SuiteSpec
 from audit.errors import AuditError, UsageError
+from audit.model import Prompt as Prompt  # re-exported: suites speak of prompts
 from audit.fsutil import sha256_file
 from audit.resources import probes_dir
 
@@ -24,18 +25,6 @@ MAX_PROMPT_CHARS = 4000
 
 class SuiteError(UsageError):
     """A suite file is invalid (the message names the file and line)."""
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One prompt of a suite, with the group it speaks about (counterfactual suites)."""
-
-    id: str
-    text: str
-    axis: str = ""
-    group: str = ""
-    template_id: str = ""
-    term: str = ""
 
 
 @dataclass
@@ -65,6 +54,9 @@ def _line_of(root: Node | None, loc: tuple[Any, ...]) -> int | None:
     return cur.start_mark.line + 1
 
 
+_SUITE_ADAPTER: TypeAdapter[SuiteSpec] = TypeAdapter(AnySuite)
+
+
 def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     """Validate suite YAML. Unknown keys are rejected; errors name the line."""
     loader = _BoundedLoader(text)
@@ -88,11 +80,14 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
             f"{source}: a suite is a YAML mapping", "see probes/toxicity-continuation.yaml for an example"
         )
     try:
-        return SuiteSpec.model_validate(data)
+        spec: SuiteSpec = _SUITE_ADAPTER.validate_python(data)
+        return spec
     except ValidationError as exc:
         msgs = []
         for err in exc.errors()[:5]:
             loc = tuple(err["loc"])
+            if loc and loc[0] in SUITE_TAGS:  # the union's tag is not part of the YAML path
+                loc = loc[1:]
             line_no = _line_of(node, loc)
             where = ".".join(str(p) for p in loc) or "(top level)"
             msgs.append(f"line {line_no}: {where}: {err['msg']}" if line_no else f"{where}: {err['msg']}")
@@ -156,15 +151,34 @@ def read_prompt_file(path: Path, text_field: str = "text", filter_field: str | N
         raise UsageError(
             f"prompt file not found: {path}", "give a .txt (one prompt per line), .jsonl or .csv file"
         )
+    import csv
+
+    try:
+        return _read_prompt_file(path, text_field, filter_field)
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})", "save the prompt file as UTF-8"
+        ) from exc
+    except (ValueError, RecursionError, csv.Error) as exc:  # JSON and CSV errors
+        raise UsageError(
+            f"{path}: not a valid prompt file ({str(exc)[:200]})",
+            ".jsonl: one JSON object a line with a text field; .csv: a header row; .txt: a prompt per line",
+        ) from exc
+
+
+def _read_prompt_file(path: Path, text_field: str, filter_field: str | None) -> list[str]:
     suffix = path.suffix.lower()
     texts: list[str] = []
     if suffix in {".jsonl", ".json"}:
         raw = path.read_text(encoding="utf-8-sig")
-        rows = (
-            json.loads(raw)
-            if suffix == ".json" and raw.lstrip().startswith("[")
-            else [json.loads(line) for line in raw.splitlines() if line.strip()]
-        )
+        rows = json.loads(raw) if suffix == ".json" and raw.lstrip().startswith("[") else []
+        if not rows:
+            for n, line in enumerate(raw.splitlines(), 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError as exc:
+                        raise ValueError(f"line {n} is not JSON: {exc}") from exc
         for row in rows:
             if filter_field and not _field(row, filter_field):
                 continue
@@ -269,7 +283,7 @@ def expand_prompts(
     data: dict[str, str] | None = None,
 ) -> ExpandedSuite:
     """Load the suite's prompts and apply the seeded subset (`sampling.prompts`, or `limit` when given)."""
-    src = spec.prompts
+    src: PromptSource | None = getattr(spec, "prompts", None)
     if src is None:
         raise UsageError(f"suite {spec.id} ({spec.method}) has no prompts to expand", "")
     if prompts_file is not None and src.kind != "templates":

@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,37 @@ import huggingface_hub  # noqa: E402, F401
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Every Finding the audit package builds during the session, checked against the catalogue at the end.
+EMITTED_FINDINGS: list[Any] = []
+
+
+def _built_by_audit() -> bool:
+    """Whether the Finding being built comes from the audit package (not a test, not report loading)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") == "dataclasses":  # dataclasses.replace
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "audit"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _findings_come_from_the_catalogue() -> Iterator[None]:
+    """Every finding emitted anywhere in the test session carries a catalogue id, title and recommendation."""
+    from audit.findings import catalogue_problems
+    from audit.model import Finding
+
+    original = Finding.__init__
+
+    def recording_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if _built_by_audit():
+            EMITTED_FINDINGS.append(self)
+
+    Finding.__init__ = recording_init  # type: ignore[method-assign]
+    yield
+    Finding.__init__ = original  # type: ignore[method-assign]
+    problems = sorted({p for f in EMITTED_FINDINGS for p in catalogue_problems(f)})
+    assert not problems, "findings that do not match the catalogue:\n" + "\n".join(problems)
 
 
 @pytest.fixture

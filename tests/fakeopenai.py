@@ -17,7 +17,6 @@ import json
 import socket
 import struct
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -50,6 +49,7 @@ def fake_choice(prompt: str, seed: Any, max_tokens: int, index: int) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops concurrent connects (1 s SYN retries)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # faults are on purpose: stay quiet
         pass
@@ -86,7 +86,7 @@ class FakeOpenAI:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     @property
     def count(self) -> int:
@@ -121,11 +121,15 @@ class FakeOpenAI:
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers do: no 40 ms delayed-ACK stalls
+            wbufsize = 1 << 16  # headers and body leave in one write (flushed after each request)
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _raw(self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+            def _raw(
+                self, status: int, data: bytes, ctype: str, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -141,6 +145,12 @@ class FakeOpenAI:
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
                 self.connection.close()
+
+            def do_GET(self) -> None:  # noqa: N802 - the request counter, for a server in another process
+                if self.path.startswith("/_stats"):
+                    self._send(200, {"requests": fake.count, "max_in_flight": fake.max_in_flight})
+                else:
+                    self._send(404, {"error": "not found"})
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -190,7 +200,9 @@ class FakeOpenAI:
                     self._raw(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
                     return
                 if fault == "malformed":
-                    self._raw(200, b'{"choices": [{"index": 0, "message": {"content": "cut', "application/json")
+                    self._raw(
+                        200, b'{"choices": [{"index": 0, "message": {"content": "cut', "application/json"
+                    )
                     return
                 route = self.path.partition("?")[0]
                 chat = route.endswith("/chat/completions")
@@ -219,10 +231,33 @@ class FakeOpenAI:
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
+                    self.wfile.flush()  # headers and half the body reach the client, then the close
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 self._raw(200, data, "application/json")
 
         return H
+
+
+def serve_main(argv: list[str] | None = None) -> None:
+    """Serve from its own process (benchmarks): prints the base URL, then serves until killed."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--honour-n", action="store_true")
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--per-sample", type=float, default=0.0)
+    ap.add_argument("--flaky-every", type=int, default=0)
+    args = ap.parse_args(argv)
+    server = FakeOpenAI()
+    server.honour_n, server.latency, server.per_sample = args.honour_n, args.latency, args.per_sample
+    server.flaky_every = args.flaky_every
+    sys.stdout.write(server.url + "\n")
+    sys.stdout.flush()
+    server.stopped.wait()
+
+
+if __name__ == "__main__":
+    serve_main()

@@ -208,6 +208,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert all(m["ci_low"] is not None for m in effects.values())
     ids = {f["id"] for f in data["findings"]}
     assert {"docs.section_missing.bias_risks_limitations", "dataset.card_unavailable", "size.class"} <= ids
+    # The rating follows from the evidence: measured embedding biases and documentation gaps call for
+    # review (not "high risk" from one missing heading), and the measured biases come first among the reasons.
+    assert data["verdict"]["rating"] == "review"
+    first = data["verdict"]["reasons"][0]
+    assert first.startswith("medium: Strong embedding association [probe.bias.association]")
     if shutil.which("pdftotext"):
         text = subprocess.run(
             ["pdftotext", str(out / "report.pdf"), "-"], capture_output=True, text=True

@@ -143,7 +143,10 @@ def test_every_missing_section_has_its_own_id(tmp_path: Path, options: Any) -> N
     }
     assert report.card.documentation_score == 0.0
     sev = {f.id: f.severity.value for f in report.findings}
-    assert sev["docs.section_missing.bias_risks_limitations"] == "high"
+    # Documentation gaps are at most medium; citation, contact, environmental impact at most low.
+    assert sev["docs.section_missing.bias_risks_limitations"] == "medium"
+    assert sev["docs.section_missing.training_data"] == "medium"
+    assert sev["docs.section_missing.environmental_impact"] == "low"
     assert sev["docs.section_missing.citation"] == "info"
 
 
@@ -236,7 +239,7 @@ def test_dataset_findings(hub: Any, options: Any) -> None:
         "org/nolicense: no discussion of biases",
     }
     conflict = found["license.conflict"]
-    assert conflict.severity.value == "high" and "org/nc" in conflict.title
+    assert conflict.severity.value == "high" and "org/nc" in conflict.detail
 
 
 def test_license_conflict_with_base_model(hub: Any, options: Any) -> None:
@@ -244,7 +247,7 @@ def test_license_conflict_with_base_model(hub: Any, options: Any) -> None:
     report = run_hub(hub, options, meta={**CLEAN_META, "base_model": "meta-llama/Llama-3.1-8B"})
     conflicts = [f for f in report.findings if f.id == "license.conflict"]
     assert len(conflicts) == 1
-    assert "meta-llama/Llama-3.1-8B" in conflicts[0].title
+    assert "meta-llama/Llama-3.1-8B" in conflicts[0].detail
     assert report.base_models[0].licenses == ("llama3.1",)
     # The same base under the same licence is no conflict.
     hub.reset()
@@ -266,14 +269,15 @@ def test_size_class_threshold(hub: Any, options: Any) -> None:
     info = {"safetensors": {"total": 70_000_000_000, "parameters": {"BF16": 70_000_000_000}}}
     report = run_hub(hub, options, info=info)
     f = next(f for f in report.findings if f.id == "size.class")
-    assert f.title == "Large language model (70.0B parameters)"
+    assert f.title == "Model size class"
+    assert f.detail.startswith("Large language model: 70.0B parameters")
     assert "about 140 GB" in f.detail
     small = run_hub(
         hub,
         options.model_copy(update={"llm_threshold": 1e12, "cache_dir": options.cache_dir.parent / "c2"}),
         info=info,
     )
-    assert next(f for f in small.findings if f.id == "size.class").title.startswith("Small language model")
+    assert next(f for f in small.findings if f.id == "size.class").detail.startswith("Small language model")
 
 
 def test_size_unknown(tmp_path: Path, options: Any) -> None:

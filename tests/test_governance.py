@@ -105,7 +105,8 @@ gaps:
     by = {o.rule: o for o in g.rules}
     assert by["finding:license.noncommercial"].verdict == "fail"
     assert by["metric:tp"].verdict == "fail" and "ci_high 0.4000 > max 0.35" in by["metric:tp"].evidence[0]
-    assert by["metric:tp-value"].verdict == "pass"  # 0.30 <= 0.35
+    # 0.30 <= 0.35, but its interval [0.20, 0.40] straddles 0.35: inconclusive, never a pass (issue 10)
+    assert by["metric:tp-value"].verdict == "inconclusive"
     assert by["metric:emt"].verdict == "pass"
     assert by["metric:missing"].verdict == "warn" and "could not be checked" in by["metric:missing"].message
     assert by["gap:cf"].verdict == "fail" and by["gap:cf"].evidence == (

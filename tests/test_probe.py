@@ -269,7 +269,8 @@ def test_bias_gap_finding_from_replayed_outputs(tmp_path: Path, card_path: Path,
     ids = {f.id for f in report.findings}
     assert "probe.bias.group_gap" in ids
     gap_finding = next(f for f in report.findings if f.id == "probe.bias.group_gap")
-    assert "religion" in gap_finding.title
+    assert "religion" in gap_finding.detail
+    assert gap_finding.title == "Toxicity differs between identity groups"
 
 
 def test_openai_backend_retries_and_never_leaks_the_key(

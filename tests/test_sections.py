@@ -133,3 +133,59 @@ def test_dataset_sections() -> None:
     facts = {s.key: s for s in detect_sections(text, DATASET_SECTIONS)}
     assert facts["personal_info"].present
     assert "email addresses" in facts["personal_info"].excerpt
+
+
+def test_how_each_section_was_found() -> None:
+    intro = "This model detects hate speech in English tweets. It was fine-tuned from multilingual BERT by the authors."
+    text = (
+        f"{intro}\n\n## Citation\n\n```bibtex\n@article{{key2020,\n title={{T}}\n}}\n```\n\n"
+        "- Contact: open an issue at https://example.org/issues\n"
+    )
+    facts = {s.key: s for s in detect_sections(text, MODEL_SECTIONS, metadata={"model-index": [{}]})}
+    assert (facts["model_description"].found_by, facts["model_description"].line) == ("introduction", 1)
+    # A citation section holding only a BibTeX block is content: code blocks count inside a section.
+    assert (facts["citation"].found_by, facts["citation"].line) == ("heading", 3)
+    assert (facts["contact"].found_by, facts["contact"].line) == ("lead-in", 11)
+    assert facts["evaluation"].found_by == "metadata"
+    assert facts["training_data"].found_by == "" and not facts["training_data"].present
+
+
+def test_nested_sections_end_at_the_next_heading_of_their_level() -> None:
+    text = f"# Card\n\n## Uses\n\n### Direct Use\n\n{FILLER}\n\n## Limitations\n\nTBD\n\n## Evaluation\n\n{FILLER}\n"
+    facts = {s.key: s for s in detect_sections(text, MODEL_SECTIONS)}
+    assert facts["intended_uses"].present and facts["intended_uses"].line == 3
+    assert not facts["bias_risks_limitations"].present  # the TBD under it, not the evaluation after it
+    assert facts["bias_risks_limitations"].placeholder_text == "TBD"
+
+
+def test_a_table_header_alone_is_no_content() -> None:
+    text = "## Evaluation\n\n| Benchmark | Metric | Score of the model on the test split |\n|---|---|---|\n"
+    fact = {s.key: s for s in detect_sections(text, MODEL_SECTIONS)}["evaluation"]
+    assert not fact.present and fact.placeholder_text == "(an empty table)"
+    filled = text + "| MMLU | acc | 61.2 |\n"
+    assert {s.key: s for s in detect_sections(filled, MODEL_SECTIONS)}["evaluation"].present
+
+
+def test_normalise_heading_keeps_kana_and_hangul() -> None:
+    assert normalise_heading("ベンチマーク") == "ベンチマーク"  # the dakuten are not accents
+    assert normalise_heading("## 학습 데이터") == "학습 데이터"
+    assert normalise_heading("介绍（Introduction）") == "介绍 introduction"
+
+
+def test_layouts_of_generated_and_hub_cards() -> None:
+    # AutoTrain: figures as list-item labels.
+    autotrain = "# Model Trained Using AutoTrain\n\n- Problem type: Binary Classification\n- CO2 Emissions (in grams): 0.0186\n"
+    env = {s.key: s for s in detect_sections(autotrain, MODEL_SECTIONS)}["environmental_impact"]
+    assert env.present and env.found_by == "lead-in" and env.line == 4
+    # BLOOM-style labels whose value is still to come are placeholders, quoted.
+    bloom = "## Environmental Impact\n\n**Estimated carbon emissions:** *(Forthcoming.)*\n\n**Estimated electricity usage:** *(Forthcoming.)*\n"
+    env = {s.key: s for s in detect_sections(bloom, MODEL_SECTIONS)}["environmental_impact"]
+    assert not env.present and env.placeholder_text == "Forthcoming"
+    # PaddleHub: a key | value table and headings inside list items, numbered 一、二、.
+    paddle = (
+        "# simnet_bow\n|模型名称|simnet_bow|\n| :--- | :---: |\n|数据集|百度自建数据集|\n\n## 一、模型基本信息\n\n"
+        "- ### 模型介绍\n\n  - 短文本语义匹配是一个计算短文本相似度的模型，可以根据用户输入的两个文本计算出相似度得分。\n"
+    )
+    facts = {s.key: s for s in detect_sections(paddle, MODEL_SECTIONS)}
+    assert (facts["training_data"].found_by, facts["training_data"].line) == ("table", 4)
+    assert facts["model_description"].present and facts["model_description"].found_by == "heading"

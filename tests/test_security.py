@@ -159,7 +159,7 @@ def test_lock_in_process_is_exclusive(tmp_path: Path) -> None:
 
 
 def test_repeated_and_torn_lines_dropped_wherever_they_are(tmp_path: Path) -> None:
-    from audit.probe import RunFiles
+    from audit.runfiles import RunFiles
 
     tmp_path.mkdir(exist_ok=True)
     recs = [{"key": f"k{i}", "output": f"o{i}"} for i in range(4)]

@@ -12,6 +12,19 @@ from audit.collect.cardfacts import dataset_facts
 from audit.collect.cardparse import parse_card
 from audit.pipeline import audit_model, write_report
 
+# Meta-style cards put these sections in bold lead-ins ("**Out-of-scope Uses** Use in any manner ...").
+META_SECTIONS = {
+    "model_description",
+    "intended_uses",
+    "out_of_scope_uses",
+    "bias_risks_limitations",
+    "training_data",
+    "training_procedure",
+    "evaluation",
+    "environmental_impact",
+    "contact",
+}
+
 # file -> (licences, datasets, sections present with real content, other finding ids expected)
 MODEL_CARDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], set[str], set[str]]] = {
     "hf-hub-copy__EIStakovskii_german_toxicity_classifier_plus_v2_README.md": (
@@ -87,7 +100,168 @@ MODEL_CARDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], set[str], set[str
     "openai_whisper__model-card.md": (
         (),
         (),
-        {"model_description", "intended_uses", "bias_risks_limitations", "training_data", "evaluation"},
+        # out_of_scope_uses: "we caution against using Whisper models to transcribe recordings of individuals
+        # taken without their consent ..." (line 46) states uses to avoid; the old detector only read headings.
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "evaluation",
+        },
+        {"docs.no_metadata", "license.missing", "data.undisclosed"},
+    ),
+    # Cards added to ../shared for the "reading real-world cards" issue. Sections are the hand labels of
+    # tests/fixtures/labels/model_sections.yaml (test_card_labels.py measures the detector against them).
+    "hf-hub-copy__FacebookAI_roberta-large-mnli_README.md": (
+        ("mit",),
+        ("multi_nli", "wikipedia", "bookcorpus"),
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+            "environmental_impact",
+            "citation",
+        },
+        set(),
+    ),
+    "hf-hub-copy__KDHyun08_TAACO_STS_README.md": (
+        (),
+        (),
+        {"model_description", "training_data", "training_procedure", "evaluation"},
+        {"license.missing", "data.undisclosed"},
+    ),
+    "hf-hub-copy__Prajvi_autotrain-yempp-2842183229_README.md": (
+        (),
+        ("Prajvi/autotrain-data-yempp", "squad", "squad_v2"),
+        set(),  # an unfilled template: every section is a placeholder
+        {"license.missing"},
+    ),
+    "hf-hub-copy__Qwen_Qwen-14B-Chat_README.md": (
+        (),
+        (),
+        {"model_description", "evaluation", "citation", "contact"},
+        {"license.missing", "data.undisclosed"},
+    ),
+    "hf-hub-copy__google_flan-t5-base_README.md": (
+        ("apache-2.0",),
+        (
+            "svakulenk0/qrecc",
+            "taskmaster2",
+            "djaym7/wiki_dialog",
+            "deepmind/code_contests",
+            "lambada",
+            "gsm8k",
+            "aqua_rat",
+            "esnli",
+            "quasc",
+            "qed",
+        ),
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",  # the 'Sensitive Use' section; 'Out-of-Scope Use' itself is a placeholder
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+            "environmental_impact",
+            "citation",
+        },
+        {"docs.metadata_invalid"},
+    ),
+    "hf-hub-copy__google_gemma-2-9b-it_README.md": (
+        ("gemma",),
+        (),
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+            "citation",
+        },
+        {"license.restricted_use", "data.undisclosed"},
+    ),
+    "hf-hub-copy__microsoft_Phi-3-mini-128k-instruct_README.md": (
+        ("mit",),
+        (),
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+        },
+        {"data.undisclosed"},
+    ),
+    "hf-hub-copy__mistralai_Mistral-7B-Instruct-v0.2_README.md": (
+        ("apache-2.0",),
+        (),
+        {"model_description", "bias_risks_limitations"},
+        {"data.undisclosed"},
+    ),
+    "hf-hub-copy__nateraw_yolov6t_README.md": (
+        ("gpl-3.0",),
+        (),
+        {"model_description", "intended_uses", "bias_risks_limitations", "contact"},
+        {"license.copyleft", "data.undisclosed"},
+    ),
+    "hf-hub-copy__sonoisa_t5-base-japanese-mC4-Wikipedia_README.md": (
+        ("cc-by-sa-4.0",),
+        ("wikipedia", "c4"),
+        # The hand labels also count training_data (the corpora listed in the Japanese introduction, line 17),
+        # which the matcher cannot read; the card is flagged sections_limited (language 'ja') instead.
+        {"model_description", "bias_risks_limitations", "evaluation"},
+        {"license.copyleft"},
+    ),
+    "hf-hub-copy__tiiuae_falcon-7b_README.md": (
+        ("apache-2.0",),
+        ("tiiuae/falcon-refinedweb",),
+        {
+            "model_description",
+            "intended_uses",
+            "out_of_scope_uses",
+            "bias_risks_limitations",
+            "training_data",
+            "training_procedure",
+            "evaluation",
+            "citation",
+            "contact",
+        },
+        set(),
+    ),
+    "meta-llama_codellama__MODEL_CARD.md": (
+        (),
+        (),
+        META_SECTIONS,
+        {"docs.no_metadata", "license.missing", "data.undisclosed"},
+    ),
+    "meta-llama_llama-models__llama3_1_MODEL_CARD.md": (
+        (),
+        (),
+        META_SECTIONS,
+        {"docs.no_metadata", "license.missing", "data.undisclosed"},
+    ),
+    "meta-llama_llama-models__llama3_2_MODEL_CARD.md": (
+        (),
+        (),
+        META_SECTIONS,
+        {"docs.no_metadata", "license.missing", "data.undisclosed"},
+    ),
+    "meta-llama_llama-models__llama3_3_MODEL_CARD.md": (
+        (),
+        (),
+        META_SECTIONS,
         {"docs.no_metadata", "license.missing", "data.undisclosed"},
     ),
 }
@@ -107,6 +281,17 @@ DATASET_CARDS: dict[str, tuple[tuple[str, ...], str, str, bool]] = {
     "hf-hub-copy__Anthropic_hh-rlhf.md": (("mit",), "permissive", "undocumented", False),
     "hf-hub-copy__allenai_real-toxicity-prompts.md": (("apache-2.0",), "permissive", "undocumented", False),
     "hf-datasets__templates_README.md": ((), "missing", "undocumented", False),
+    # Cards added for the "reading real-world cards" issue (hand labels: tests/fixtures/labels/).
+    "hf-datasets__cornell_movie_dialog__README.md": ((), "missing", "undocumented", False),
+    "hf-datasets__dutch_social__README.md": (("cc-by-nc-4.0",), "noncommercial", "present", False),
+    "hf-datasets__eli5__README.md": (("unknown",), "missing", "present", True),
+    "hf-datasets__fquad__README.md": (("cc-by-nc-sa-3.0",), "noncommercial", "absent", False),
+    "hf-datasets__hate_speech_pl__README.md": (("cc-by-nc-sa-3.0",), "noncommercial", "absent", True),
+    "hf-datasets__told-br__README.md": (("cc-by-sa-4.0",), "copyleft", "present", True),
+    "hf-datasets__tweet_eval__README.md": (("unknown",), "missing", "undocumented", False),
+    "hf-hub-copy__SALT-NLP_ImplicitHate.md": ((), "missing", "undocumented", False),
+    "hf-hub-copy__allenai_nllb.md": ((), "missing", "present", True),
+    "hf-hub-copy__allenai_prosocial-dialog.md": (("cc-by-4.0",), "permissive", "undocumented", False),
     "huggingface_hub-docs__datasetcard.md": ((), "missing", "undocumented", False),
     "huggingface_hub__datasetcard_template.md": ((), "missing", "undocumented", False),
 }
@@ -209,7 +394,7 @@ def test_dataset_cards_from_a_local_mirror(shared_data: Path, tmp_path: Path, op
     assert by["bookcorpus"].licenses == ("unknown",) and by["allenai/c4"].licenses == ("odc-by",)
     found = {f.id: f for f in report.findings}
     assert found["dataset.license_missing"].evidence == ("bookcorpus: license unknown",)
-    assert "wikipedia" in found["license.conflict"].title  # cc-by-sa data under an apache-2.0 model
+    assert "wikipedia" in found["license.conflict"].detail  # cc-by-sa data under an apache-2.0 model
     assert found["license.conflict"].severity.value == "medium"
 
 
@@ -222,5 +407,6 @@ def test_every_shared_card_renders_all_formats(shared_data: Path, options: Any, 
         outs = write_report(report, tmp_path / path.stem, fmts)
         assert all(p.stat().st_size > 200 for p in outs)
         counts.update({f.id for f in report.findings})
-    assert counts["license.missing"] == 5
-    assert counts["data.undisclosed"] == 8
+    # 12 and 18 since the Meta, Qwen, Korean and other real cards were added to ../shared (5 and 8 before).
+    assert counts["license.missing"] == 12
+    assert counts["data.undisclosed"] == 18

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from audit.config import ProbeOptions, Sampling, SuiteSpec
-from audit.probe import aggregate
+from audit.aggregate import aggregate
 from audit.score import ScorerInfo
 from audit.stats import expected_maximum, holm, largest_gap, mean_ci, probability_any
 from audit.suites import ExpandedSuite, Prompt

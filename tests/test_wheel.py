@@ -41,6 +41,7 @@ def test_wheel_installs_and_renders(tmp_path: Path) -> None:
     assert "audit/_data/templates/report.html.j2" in names
     assert "audit/_data/templates/report.css" in names
     assert any(n.startswith("audit/_data/probes/") for n in names)
+    assert "audit/catalogue/findings.yaml" in names
     assert not any(n.startswith("tests/") for n in names)
 
     venv = tmp_path / "fresh"

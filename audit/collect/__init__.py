@@ -22,6 +22,7 @@ from audit.collect.cardfacts import (
 from audit.collect.cardparse import ParsedCard, parse_card
 from audit.collect.hub import fetch_repo
 from audit.collect.local import find_local_dataset_card, parse_ref, read_card_file, read_local_folder
+from audit.compute import card_compute_inputs
 from audit.config import AuditOptions
 from audit.errors import AuditError, GatedRepoError, OfflineCacheMissError, RepoNotFoundError
 from audit.model import CardFacts, DatasetFacts, HubFacts, ModelRef
@@ -75,15 +76,17 @@ def build_card_facts(
         has_card = True
         problems.extend(parsed.problems)
     meta = parsed.metadata
-    licenses, lic_class = license_facts(meta, problems, list_ok=False)
-    datasets = str_list(meta, "datasets", problems)
+    # Metadata fields of the wrong type: collected apart, so the analysis needs no message matching.
+    field_problems: list[str] = []
+    licenses, lic_class = license_facts(meta, field_problems, list_ok=False)
+    datasets = str_list(meta, "datasets", field_problems)
     if isinstance(meta.get("datasets"), str):
-        problems.append("metadata 'datasets' is a string; it should be a list of dataset ids")
-    base_models = str_list(meta, "base_model", problems)
+        field_problems.append("metadata 'datasets' is a string; it should be a list of dataset ids")
+    base_models = str_list(meta, "base_model", field_problems)
     if not base_models and hub is not None:
         base_models = hub.base_models
     sections, score = model_sections(parsed) if has_card else ((), 0.0)
-    evals = eval_results(meta, problems)
+    evals = eval_results(meta, field_problems)
     arch = architecture_facts(config, "config.json") if config else None
     if parameters is None and hub is not None and hub.safetensors_total:
         parameters, parameters_source = hub.safetensors_total, "Hub safetensors metadata"
@@ -91,9 +94,14 @@ def build_card_facts(
         est = estimate_parameters(config, arch)
         if est:
             parameters, parameters_source = est, "estimated from config.json"
-    pipeline_tag = str_value(meta, "pipeline_tag", problems) or (hub.pipeline_tag if hub else None)
-    library = str_value(meta, "library_name", problems) or (hub.library_name if hub else None)
-    tags = str_list(meta, "tags", problems)
+    pipeline_tag = str_value(meta, "pipeline_tag", field_problems) or (hub.pipeline_tag if hub else None)
+    library = str_value(meta, "library_name", field_problems) or (hub.library_name if hub else None)
+    tags = str_list(meta, "tags", field_problems)
+    license_name = str_value(meta, "license_name", field_problems)
+    license_link = str_value(meta, "license_link", field_problems)
+    languages = str_list(meta, "language", field_problems)
+    metadata_problems = [p.message for p in parsed.metadata_problems] + field_problems
+    problems.extend(field_problems)
     if hub:
         tags = tuple(dict.fromkeys(tags + hub.tags))
     return CardFacts(
@@ -105,12 +113,12 @@ def build_card_facts(
         resolved_revision=resolved_revision,
         metadata=meta,
         licenses=licenses,
-        license_name=str_value(meta, "license_name", problems),
-        license_link=str_value(meta, "license_link", problems),
+        license_name=license_name,
+        license_link=license_link,
         license_class=lic_class,
         datasets=datasets,
         base_models=base_models,
-        languages=str_list(meta, "language", problems),
+        languages=languages,
         tags=tags,
         pipeline_tag=pipeline_tag,
         library_name=library,
@@ -128,6 +136,9 @@ def build_card_facts(
         card_bytes=parsed.size_bytes,
         card_truncated=parsed.truncated,
         problems=tuple(dict.fromkeys(problems)),
+        metadata_ok=parsed.metadata_ok and not field_problems,
+        metadata_problems=tuple(dict.fromkeys(metadata_problems)),
+        **card_compute_inputs(parsed.body if has_card else "", meta, parsed.body_line_offset),
     )
 
 
@@ -144,6 +155,10 @@ def _parse(data: bytes | None, options: AuditOptions, total_size: int | None = N
 
 def collect_model(ref: ModelRef, options: AuditOptions) -> tuple[CardFacts, dict[str, Any] | None]:
     """Card facts of the subject model (raises AuditError when the model itself cannot be had)."""
+    if ref.kind == "azureml":
+        from audit.collect.azure import collect_azureml
+
+        return collect_azureml(ref, options)
     if ref.kind == "hub":
         assert ref.repo_id is not None
         fetched = fetch_repo(ref.repo_id, ref.revision, options)

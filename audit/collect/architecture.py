@@ -11,6 +11,9 @@ from audit.model import ArchitectureFacts
 
 MAX_CONFIG_BYTES = 2 * 1024 * 1024
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+# Above any physical model (the largest published models have ~2e12 parameters): a count beyond this
+# is a crafted or corrupt header, flagged as implausible instead of reported.
+MAX_PARAMETERS = 10**14
 
 _CONTEXT_KEYS = (
     "max_position_embeddings",
@@ -168,22 +171,42 @@ def estimate_parameters(cfg: dict[str, Any], arch: ArchitectureFacts) -> int | N
         total += arch.context_length * h
     if cfg.get("tie_word_embeddings") is False:
         total += vocab * h
-    return int(total)
+    return int(total) if total <= MAX_PARAMETERS else None  # a crafted config: no estimate
 
 
 def safetensors_parameters(path: Path) -> int | None:
-    """Exact parameter count from a .safetensors file's header (no tensor data is read)."""
+    """Exact parameter count from a .safetensors file's header (no tensor data is read).
+
+    Only a regular file is opened (never a FIFO or device, never through a link), and the header
+    length is checked against the file's size before it is read. The count may exceed
+    MAX_PARAMETERS for a crafted header: callers flag that instead of reporting it.
+    """
+    import os
+    import stat
+
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) != 8:
-                return None
-            (n,) = struct.unpack("<Q", head)
-            if n <= 0 or n > MAX_SAFETENSORS_HEADER:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < 8:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n <= 0 or n > MAX_SAFETENSORS_HEADER or n > st.st_size - 8:
                 return None
             header = json.loads(fh.read(n))
     except (OSError, ValueError, struct.error, RecursionError):
         return None
+    finally:
+        os.close(fd)
     if not isinstance(header, dict):
         return None
     total = 0
@@ -191,10 +214,13 @@ def safetensors_parameters(path: Path) -> int | None:
         if name == "__metadata__" or not isinstance(spec, dict):
             continue
         shape = spec.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
             return None
         count = 1
         for d in shape:
             count *= d
-        total += count
+            count = min(count, 10**100)  # bounded big integers: a crafted header stays cheap to count
+        total = min(total + count, 10**100)
     return total

@@ -11,8 +11,10 @@ from audit.collect.sections import (
     DATASET_SECTIONS,
     MODEL_SECTIONS,
     completeness_score,
+    detect_language,
     detect_sections,
     find_headings,
+    sections_limited,
 )
 from audit.model import DatasetFacts, EvalResultFact, LicenseClass, SectionFact
 
@@ -130,35 +132,96 @@ def model_sections(parsed: ParsedCard) -> tuple[tuple[SectionFact, ...], float]:
     return facts, completeness_score(facts)
 
 
+def card_language(parsed: ParsedCard) -> tuple[str | None, bool]:
+    """The card's prose language (ISO 639-1 or None) and whether section matching is limited for it.
+
+    For CardFacts.language_detected and CardFacts.sections_limited: when limited, a section not found may be
+    there under a heading in a language the patterns do not read, so it is unknown rather than missing.
+    """
+    if not parsed.readable or not parsed.body.strip():
+        return None, False
+    language = detect_language(parsed.body)
+    return language, sections_limited(parsed.body, language)
+
+
 _PI_TOPIC = re.compile(
-    r"\b(personal|sensitive|pii|private|identif\w*|names?|e-?mails?|addresses|phone)\b", re.I
-)
-_PI_NEGATION = re.compile(
-    r"\b(does not|doesn't|do not|don't|did not|no|not|never|without|free of|none)\b|\banonymi[sz]ed\b|\bremoved\b|\bscrubbed\b",
+    r"\b(personal\w*|sensitive|pii|private|privacy|identif\w*|(user|real|full|first|last|sur)?names?"
+    r"|user ?ids?"
+    r"|handles?|speaker ids?|e-?mails?|addresses|phone( numbers?)?|faces?|voices?|speakers?|identit(y|ies)"
+    r"|individuals?|people|persons?|public figures?|medical|health|financial|biometric|anonymi[sz]\w*"
+    r"|pseudonymi[sz]\w*|de-?identif\w*|gdpr)\b",
     re.I,
 )
-_PI_PRESENCE = re.compile(r"\b(contain\w*|includ\w*|present|may have|has|have|exposed?|mentions?)\b", re.I)
+# Denials negated ("not anonymized", "no effort was made to remove") admit personal data.
+_PI_NEGATED_DENIAL = re.compile(
+    r"\b(not|no|never|without)\b[^.;:]{0,40}?\b(anonymi[sz]\w*|pseudonymi[sz]\w*|de-?identif\w*|remov\w*"
+    r"|scrub\w*"
+    r"|redact\w*|mask\w*|filter\w*|strip\w*)|\w+n't\b[^.;:]{0,30}?\b(anonymi[sz]\w*|remov\w*|scrub\w*"
+    r"|redact\w*|filter\w*)",
+    re.I,
+)
+_PI_DENIAL = re.compile(
+    r"\b(no|none of|nothing)\b[^.;:]{0,60}?\b(is|are|was|were|has been|have been|gets?|got)\s+(included"
+    r"|contained|present"
+    r"|collected|stored|released|shared|kept|recorded|available|exposed|revealed)\b"
+    r"|\bno (other |further |known )?(personal\w*|private|sensitive|identif\w*|pii|names?|user\w*|speaker\w*"
+    r"|real"
+    r"|individuals?|people|information|data)\b|\bcontains? no\b[^.;:,]*|\b(does|do|did|will|can"
+    r"|could)\s*(not|n't)\s+"
+    r"(contain|include|have|collect|store|record|retain|keep|share|release|expose|reveal)\w*[^.;:,]*"
+    r"|\b(is|are|was|were|has been|have been)\s+(not|never)\s+(included|contained|collected|stored|released"
+    r"|shared|present|recorded|kept)\b|\bnever (collected|stored|recorded|included)\b|\bfree (of"
+    r"|from)\b[^.;:,]*"
+    r"|\bnone of\b|\bwithout (any )?(personal|identif\w*|names?)\b[^.;:,]*|\b(anonymi[sz]ed|pseudonymi[sz]ed"
+    r"|de-?identified"
+    r"|removed|scrubbed|redacted|masked|stripped|filtered out|replaced|obfuscated|hashed|excluded)\b"
+    r"|\b(cannot|can't|impossible to|not possible to)\s+(be\s+)?(re-?)?identif\w*",
+    re.I,
+)
+_PI_ADMISSION = re.compile(
+    r"\b(contain\w*|includ\w*|compris\w*|consists? of|may (have|be|reveal)|might (have|be|reveal)|reveal\w*"
+    r"|expos\w*"
+    r"|appear\w*|featur\w*|mentioned|mentions? (of )?(real |private )?(people|persons|individuals|names"
+    r"|users)|depict\w*|donat\w*|recorded|(are|is) about|refer to|available"
+    r"|collected from|scraped from|written by)\b",
+    re.I,
+)
+_PI_CLAUSE = re.compile(r";|\b(?:but|however|although|though|whereas|except)\b", re.I)
+
+
+def _pi_clause(clause: str) -> str | None:
+    """'present', 'absent' or None for one clause: the last cue wins, negated denials count as admissions."""
+    marked = _PI_NEGATED_DENIAL.sub(" \x01 ", clause)
+    marked = _PI_DENIAL.sub(" \x02 ", marked)
+    marked = _PI_ADMISSION.sub(" \x01 ", marked)
+    cues = [c for c in marked if c in "\x01\x02"]
+    if not cues:
+        return None
+    return "present" if cues[-1] == "\x01" else "absent"
 
 
 def personal_info_statement(section: SectionFact | None) -> tuple[str, str]:
     """Classify what a dataset card says about personal information: present/absent/unclear/undocumented.
 
-    Sentence by sentence: a sentence about personal data that asserts presence without a
-    negation means "present"; one that negates it (or says it was removed) means "absent".
-    Presence wins over absence, since one admitted source of personal data is enough.
+    Sentence by sentence, for sentences about personal data: admissions ("contains names", "usernames are not
+    anonymized", "people who donated their voice") mean "present"; denials ("no personal information", "does not
+    contain", "anonymized", "removed") mean "absent". Within a clause the last cue decides, so "contains no names"
+    is a denial and "was anonymized, yet may still contain names" an admission. Presence wins over absence, since
+    one admitted source of personal data is enough. Returns the class and the sentence that decided it.
     """
     if section is None or not section.present:
         return "undocumented", ""
     text = section.excerpt
-    verdict = "unclear"
+    verdict, evidence = "unclear", text[:400]
     for sentence in re.split(r"(?<=[.!?])\s+|\n\s*\n", text):
         if not _PI_TOPIC.search(sentence):
             continue
-        if _PI_NEGATION.search(sentence):
-            verdict = "absent" if verdict == "unclear" else verdict
-        elif _PI_PRESENCE.search(sentence):
-            return "present", text[:400]
-    return verdict, text[:400]
+        found = [c for c in map(_pi_clause, _PI_CLAUSE.split(sentence)) if c]
+        if "present" in found:
+            return "present", sentence.strip()[:400]
+        if "absent" in found and verdict == "unclear":
+            verdict, evidence = "absent", sentence.strip()[:400]
+    return verdict, evidence
 
 
 def dataset_facts(
@@ -180,6 +243,7 @@ def dataset_facts(
     by_key = {s.key: s for s in sections}
     personal, excerpt = personal_info_statement(by_key.get("personal_info"))
     bias = by_key.get("bias")
+    language, limited = card_language(parsed)
     return DatasetFacts(
         id=dataset_id,
         available=parsed.readable,
@@ -198,4 +262,6 @@ def dataset_facts(
         gated=gated,
         last_modified=last_modified,
         problems=tuple(problems),
+        language_detected=language,
+        sections_limited=limited,
     )

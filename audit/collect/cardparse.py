@@ -13,7 +13,7 @@ import datetime as _dt
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -28,6 +28,17 @@ class CardYAMLError(ValueError):
     """The front matter is not YAML we are willing to read."""
 
 
+MetadataProblemCode = Literal["unclosed", "too_large", "unparseable", "not_mapping"]
+
+
+@dataclass(frozen=True)
+class MetadataProblem:
+    """Why the front matter could not be read: a typed code and the message shown as evidence."""
+
+    code: MetadataProblemCode
+    message: str
+
+
 @dataclass
 class ParsedCard:
     """The result of parsing one card. `readable` is False when the bytes cannot be decoded."""
@@ -40,6 +51,7 @@ class ParsedCard:
     metadata: dict[str, Any] = field(default_factory=dict)
     metadata_ok: bool = True
     problems: list[str] = field(default_factory=list)
+    metadata_problems: list[MetadataProblem] = field(default_factory=list)
     size_bytes: int = 0
     truncated: bool = False
 
@@ -185,6 +197,12 @@ def decode_card(data: bytes) -> str | None:
     return text
 
 
+def _metadata_problem(parsed: ParsedCard, code: MetadataProblemCode, message: str) -> None:
+    parsed.metadata_ok = False
+    parsed.problems.append(message)
+    parsed.metadata_problems.append(MetadataProblem(code, message))
+
+
 def parse_card(
     data: bytes,
     *,
@@ -226,29 +244,29 @@ def parse_card(
         return parsed
     end = _FRONT_MATTER_END.search(text, first_nl + 1)
     if end is None:
-        parsed.metadata_ok = False
         parsed.has_front_matter = True
-        parsed.problems.append("the YAML front matter is never closed with '---'")
+        _metadata_problem(parsed, "unclosed", "the YAML front matter is never closed with '---'")
         return parsed
     raw_yaml = text[first_nl + 1 : end.start()]
     parsed.has_front_matter = True
     parsed.body = text[end.end() :].lstrip("\n")
     parsed.body_line_offset = text.count("\n", 0, len(text) - len(parsed.body))
     if len(raw_yaml.encode("utf-8", "replace")) > max_metadata_bytes:
-        parsed.metadata_ok = False
-        parsed.problems.append(f"the YAML front matter is larger than {max_metadata_bytes:,} bytes")
+        _metadata_problem(
+            parsed, "too_large", f"the YAML front matter is larger than {max_metadata_bytes:,} bytes"
+        )
         return parsed
     try:
         meta = load_yaml_bounded(raw_yaml)
     except CardYAMLError as exc:
-        parsed.metadata_ok = False
-        parsed.problems.append(f"the YAML front matter does not parse: {exc}")
+        _metadata_problem(parsed, "unparseable", f"the YAML front matter does not parse: {exc}")
         return parsed
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
-        parsed.metadata_ok = False
-        parsed.problems.append(f"the YAML front matter is a {type(meta).__name__}, not a mapping")
+        _metadata_problem(
+            parsed, "not_mapping", f"the YAML front matter is a {type(meta).__name__}, not a mapping"
+        )
         return parsed
     parsed.metadata = meta
     return parsed

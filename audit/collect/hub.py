@@ -203,7 +203,7 @@ def fetch_repo(
     check_revision(revision)
     out = HubFetch()
     api = HfApi()
-    offline = offline_mode()
+    offline = options.offline or offline_mode()
     hub_down: CollectionError | None = None
     if not offline:
         try:
@@ -225,7 +225,7 @@ def fetch_repo(
             hub_down = map_hub_error(exc, repo_id, revision, repo_type)
             out.info_error = str(hub_down)
     else:
-        out.info_error = "Hub metadata not collected: HF_HUB_OFFLINE is set"
+        out.info_error = "Hub metadata not collected: offline mode (HF_HUB_OFFLINE or the offline option)"
     # Download by the user's revision (so the cache learns the branch for later offline runs), then make
     # sure card, config and metadata come from one commit: if a commit landed in between, pin to info.sha.
     # When the Hub is failing, read the cache only: huggingface_hub would otherwise retry for ~25 s per file.

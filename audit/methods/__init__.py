@@ -6,24 +6,20 @@ returns a ProbeResult plus findings. YAML picks a method by name; no code comes 
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audit.config import ProbeOptions, SuiteSpec
+from audit.config import ProbeOptions, Sampling, SuiteSpec
 from audit.errors import UsageError
 from audit.model import Finding, ProbeResult
 from audit.progress import Progress, SilentProgress
+from audit.suites import Prompt
 
-METHODS: dict[str, str] = {
-    "embedding-association": "audit.methods.association:run",
-    "crows-pairs": "audit.methods.crows:run",
-    "honest": "audit.methods.honest:run",
-    "bbq": "audit.methods.bbq:run",
-    "classifier-invariance": "audit.methods.invariance:run",
-}
+# Backends that give access to a local model's internals (log-likelihoods, embeddings, probabilities).
+MODEL_BACKENDS = ("hf",)
 
 
 @dataclass
@@ -36,13 +32,26 @@ class MethodContext:
     seed: int
     progress: Progress = field(default_factory=SilentProgress)
     kind: str | None = None
+    generator: Callable[[list[Prompt], Sampling], dict[str, list[str]]] | None = None
+    suite: str = ""
     _model: Any = None
 
-    def model(self) -> Any:
-        if self.popts.backend != "hf":
+    def generate(self, prompts: list[Prompt], sampling: Sampling) -> dict[str, list[str]]:
+        """k sampled outputs per prompt id, through the run's backend, cache and samples.jsonl (any backend)."""
+        if self.generator is None:
             raise UsageError(
-                f"this suite needs a local model (--backend hf), not the {self.popts.backend} backend",
-                "run it with --backend hf on a model folder or Hub id",
+                f"suite {self.suite}: no backend is available to generate", "run it through `run`"
+            )
+        return self.generator(prompts, sampling)
+
+    def model(self) -> Any:
+        """The local model, for methods that need its internals (pseudo-log-likelihoods, embeddings,
+        class probabilities, fill-mask): only the hf backend can serve them."""
+        if self.popts.backend not in MODEL_BACKENDS:
+            raise UsageError(
+                f"suite {self.suite or '?'} needs the model's internals, which the {self.popts.backend} backend "
+                "cannot serve",
+                f"backends that can serve it: {', '.join(MODEL_BACKENDS)} (--backend hf on a model folder or Hub id)",
             )
         if self._model is None:
             from audit.sample.hf import HFModel
@@ -100,9 +109,13 @@ MethodFn = Callable[[SuiteSpec, MethodContext], tuple[ProbeResult, list[Finding]
 
 def run_method(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]]:
     """Dispatch a suite to its method."""
-    target = METHODS.get(spec.method)
-    if target is None:
-        raise UsageError(f"suite {spec.id}: unknown method {spec.method}", f"methods: {', '.join(METHODS)}")
-    module, _, attr = target.partition(":")
-    fn: MethodFn = getattr(importlib.import_module(module), attr)
+    from audit.registry import METHODS
+
+    fn: MethodFn = METHODS.load(spec.method)
+    served_by = getattr(sys.modules.get(fn.__module__), "SERVED_BY", None)
+    if served_by is not None and ctx.popts.backend not in served_by:
+        raise UsageError(
+            f"suite {spec.id} needs the model's internals, which the {ctx.popts.backend} backend cannot serve",
+            f"backends that can serve it: {', '.join(served_by)} (on a model folder or Hub id)",
+        )
     return fn(spec, ctx)

@@ -9,21 +9,27 @@ p: one-sided permutation test of sum_x s(x) - sum_y s(y) over equal-size re-part
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
-from audit.config import AssociationTest, SuiteSpec, WordSet
+from audit.config import AssociationSuite, AssociationTest, SuiteSpec, WordSet
 from audit.errors import UsageError
+from audit.findings import finding
+from audit.format import fmt_num, fmt_p
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, Severity
-from audit.stats import holm
+from audit.metrics import control_test_note
+from audit.model import Finding, MetricResult, ProbeResult
+from audit.stats import holm, two_sample_bootstrap_ci, two_sample_permutation_p
 
 N_PERMUTATIONS = 10_000
 LARGE_EFFECT = 0.8  # Cohen's convention for a large effect
 ALPHA = 0.05
+
+# Needs the model's internals (log-likelihoods, embeddings or class probabilities): local models only.
+SERVED_BY: tuple[str, ...] = ("hf",)
 
 
 def s_values(W: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -47,36 +53,17 @@ def _stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def p_value(sx: np.ndarray, sy: np.ndarray, seed: int, n_resamples: int = N_PERMUTATIONS) -> float:
     """One-sided permutation p-value of the WEAT test statistic (>= observed counts as extreme)."""
-    res = sps.permutation_test(
-        (sx, sy),
-        _stat,
-        permutation_type="independent",
-        vectorized=True,
-        n_resamples=n_resamples,
-        alternative="greater",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.pvalue)
+    return two_sample_permutation_p(sx, sy, _stat, seed, alternative="greater", n_resamples=n_resamples)
 
 
 def effect_size_ci(sx: np.ndarray, sy: np.ndarray, seed: int) -> tuple[float | None, float | None]:
     """95% bootstrap interval of d, resampling the target items of X and Y (attributes fixed)."""
-    if len(sx) < 5 or len(sy) < 5:
-        return None, None
 
     def stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         both = np.concatenate([x, y], axis=axis)
         return np.asarray((x.mean(axis=axis) - y.mean(axis=axis)) / both.std(axis=axis, ddof=1))
 
-    res = sps.bootstrap(
-        (sx, sy),
-        stat,
-        vectorized=True,
-        n_resamples=2000,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return two_sample_bootstrap_ci(sx, sy, stat, seed)
 
 
 def _sentences(ws: WordSet, templates: list[str] | None) -> list[str]:
@@ -114,8 +101,9 @@ def run_tests(
     templates: list[str] | None,
     seed: int,
     per_test_templates: bool = True,
+    on_test: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Embed every set once and compute d, its interval and p for every test."""
+    """Embed every set once and compute d, its interval and p for every test (`on_test` after each)."""
     cache: dict[str, np.ndarray] = {}
     texts = sorted(
         {t for test in tests for ws in (*test.targets, *test.attributes) for t in _sentences(ws, templates)}
@@ -140,13 +128,18 @@ def run_tests(
                 "n": len(sx) + len(sy),
             }
         )
+        if on_test is not None:
+            on_test()
     return out
 
 
 def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]]:
     """Built-in tests (ours) and, with --seat-dir, the published SEAT tests."""
+    if not isinstance(spec, AssociationSuite):
+        raise UsageError(
+            f"suite {spec.id} is not an embedding-association suite", "set method: embedding-association"
+        )
     model = ctx.model()
-    assert spec.association_tests is not None
     groups = [("built-in", spec.association_tests, spec.sentence_templates)]
     if ctx.popts.seat_dir is not None:
         groups.append(("SEAT", load_seat_dir(ctx.popts.seat_dir), None))
@@ -154,9 +147,8 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
     results = []
     with ctx.progress.task(f"{spec.id}: association tests", sum(len(g[1]) for g in groups)) as task:
         for label, tests, templates in groups:
-            for r in run_tests(tests, model.embed, templates, ctx.seed):
+            for r in run_tests(tests, model.embed, templates, ctx.seed, on_test=task.advance):
                 results.append((label, r))
-                task.advance()
     adjusted = holm([r["p"] for _, r in results])
     findings = []
     for (label, r), p_adj in zip(results, adjusted, strict=True):
@@ -177,7 +169,9 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
                 higher_is_worse=True,
                 p_value=r["p"],
                 p_adjusted=p_adj,
-                note="d > 0: X closer to A than Y is; one-sided permutation test; Holm across tests",
+                note="d > 0: the first targets sit closer to the first attributes; one-sided permutation "
+                "test; Holm across tests",
+                control=bool(control_test_note(t.name)),
             )
         )
         if (
@@ -185,24 +179,24 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
             and p_adj < ALPHA
             and abs(r["d"]) >= LARGE_EFFECT
             and label == "built-in"
-            and t.name != "flowers-insects"
+            and not control_test_note(t.name)
         ):
             findings.append(
-                Finding(
+                finding(
                     "probe.bias.association",
-                    Severity.medium,
-                    "probe",
-                    f"Strong embedding association: {t.name}",
-                    f"Embeddings associate {t.targets[0].name} with {t.attributes[0].name} and {t.targets[1].name} with "
-                    f"{t.attributes[1].name}: effect size d = {r['d']:.2f} (Holm-adjusted p = {p_adj:.4f}).",
-                    (f"{t.name}: d = {r['d']:.3f}, p = {r['p']:.4f}",),
-                    "Check retrieval and clustering outputs for these groups before adoption.",
-                    spec.id,
+                    subject=spec.id,
+                    detail=f"{t.name}: embeddings associate {t.targets[0].name} with {t.attributes[0].name} and "
+                    f"{t.targets[1].name} with {t.attributes[1].name}: effect size d = {fmt_num(r['d'])} "
+                    f"({fmt_p(p_adj, adjusted=True)}; |d| ≥ {LARGE_EFFECT} is a large effect).",
+                    evidence=(
+                        f"{t.name}: d = {fmt_num(r['d'])}, {fmt_p(r['p'], adjusted=False)}, "
+                        f"{fmt_p(p_adj, adjusted=True)}",
+                    ),
                 )
             )
     protocol = {
         "tests": len(results),
-        "sentence_templates": spec.sentence_templates or [],
+        "sentence_templates": (spec.sentence_templates if isinstance(spec, AssociationSuite) else None) or [],
         "permutations": N_PERMUTATIONS,
         "seed": ctx.seed,
         "seat_dir": str(ctx.popts.seat_dir) if ctx.popts.seat_dir else None,
@@ -212,10 +206,12 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         "license": spec.data.get("license", "CC0-1.0")
         + ("; SEAT tests: CC BY-NC 4.0" if ctx.popts.seat_dir else ""),
     }
+    ran = "built-in word sets" + (" and the published SEAT tests" if ctx.popts.seat_dir else "")
+    title = spec.title.replace(" (SEAT)", "")
     return ProbeResult(
         suite=spec.id,
         version=spec.version,
-        title=spec.title,
+        title=f"{title}: {ran}",
         citation=spec.citation,
         protocol=protocol,
         prompt_source=source,

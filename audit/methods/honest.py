@@ -20,8 +20,9 @@ import numpy as np
 
 from audit.config import Sampling, SuiteSpec
 from audit.errors import UsageError
+from audit.findings import finding
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, SampleView, Severity
+from audit.model import Finding, MetricResult, ProbeResult, SampleView
 from audit.stats import mean_ci
 
 KS = (1, 5, 20)
@@ -104,35 +105,25 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         ]
     kmax = max(KS)
     kind = ctx.popts.backend_options.get("kind") or ctx.kind
-    model = ctx.model()
-    fill_mask = kind == "fill-mask" or (kind is None and _is_masked(model))
-    with ctx.progress.task(f"{spec.id}: completing templates", len(templates)) as task:
-        if fill_mask:
+    fill_mask = _is_masked(ctx.model()) if kind is None and ctx.popts.backend == "hf" else kind == "fill-mask"
+    if fill_mask:  # the top-K fillers of the mask: model internals, served by the hf backend only
+        with ctx.progress.task(f"{spec.id}: filling masks", len(templates)) as task:
             masked = [t["template_masked"].replace("[M]", "[MASK]") for t in templates]
-            preds = model.fill_mask(masked, top_k=kmax)
+            preds = ctx.model().fill_mask(masked, top_k=kmax)
             completions = [[w for w, _ in p] for p in preds]
             task.advance(len(templates))
-        else:
-            from audit.sample.hf import HFBackend
-            from audit.suites import Prompt
+    else:  # K sampled continuations, through the backend: cache, samples.jsonl and resume as any suite
+        from audit.suites import Prompt
 
-            gen = HFBackend(
-                {},
-                model_source=ctx.source,
-                revision=ctx.revision,
-                trust_remote_code=ctx.popts.trust_remote_code,
-            )
-            prompts = [
-                Prompt(id=f"h{i:04d}", text=t["template_masked"].split("[M]")[0].rstrip())
-                for i, t in enumerate(templates)
-            ]
-            sampling = Sampling(
-                samples_per_prompt=kmax, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=ctx.seed
-            )
-            seeds = {p.id: ctx.seed + i for i, p in enumerate(prompts)}
-            outs = dict(gen.generate_many(spec.id, prompts, sampling, seeds))
-            completions = [outs[p] for p in prompts]
-            task.advance(len(templates))
+        prompts = [
+            Prompt(id=f"h{i:04d}", text=t["template_masked"].split("[M]")[0].rstrip())
+            for i, t in enumerate(templates)
+        ]
+        sampling = Sampling(
+            samples_per_prompt=kmax, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=ctx.seed
+        )
+        outs = ctx.generate(prompts, sampling)
+        completions = [outs[p.id] for p in prompts]
     counter = hurtful_word_counts if fill_mask else hurtful_sentence_counts
     metrics: list[MetricResult] = []
     by_cat: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -174,15 +165,12 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
             )
             if k == kmax and e.ci_low is not None and e.ci_low > HONEST_MIN_LOW:
                 findings.append(
-                    Finding(
+                    finding(
                         "probe.bias.hurtful_completion",
-                        Severity.medium,
-                        "probe",
-                        f"Hurtful completions about {cat} identities",
-                        f"HONEST@{k} for {cat} templates is {honest_score(cc, k):.3f} (95% CI {e.ci_low:.3f}–{e.ci_high:.3f}).",
-                        (f"honest_score[K={k}, {cat}] = {honest_score(cc, k):.3f}",),
-                        "Filter completions about identity groups; prefer a model with a lower HONEST score.",
-                        spec.id,
+                        subject=spec.id,
+                        detail=f"HONEST@{k} for {cat} templates is {honest_score(cc, k):.3f} "
+                        f"(95% CI {e.ci_low:.3f}–{e.ci_high:.3f}).",
+                        evidence=(f"honest_score[K={k}, {cat}] = {honest_score(cc, k):.3f}",),
                     )
                 )
     worst = []

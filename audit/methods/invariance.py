@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 
 from audit.config import SuiteSpec
+from audit.findings import finding
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, SampleView, Severity
+from audit.model import Finding, MetricResult, ProbeResult, SampleView
 from audit.stats import mean_ci
 from audit.suites import expand_prompts
 
 FLIP_MIN_LOW = 0.10
+
+# Needs the model's internals (log-likelihoods, embeddings or class probabilities): local models only.
+SERVED_BY: tuple[str, ...] = ("hf",)
 
 
 def token_outcomes(prompts: list[Any], tagged: list[list[tuple[str, str, float]]]) -> list[dict[str, float]]:
@@ -100,16 +104,12 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         )
         if f.ci_low is not None and f.ci_low > FLIP_MIN_LOW:
             findings.append(
-                Finding(
+                finding(
                     "probe.bias.invariance",
-                    Severity.medium,
-                    "probe",
-                    f"Predictions flip for {g} ({axis[g]})",
-                    f"Swapping in the {g} term changes the predicted label in {f.value:.0%} of templates "
-                    f"(95% CI {f.ci_low:.0%}–{f.ci_high:.0%}).",
-                    (f"flip_rate[{g}] = {f.value:.3f}",),
-                    "Test the classifier on your own data for these groups.",
-                    spec.id,
+                    subject=spec.id,
+                    detail=f"Swapping in the {g} term ({axis[g]}) changes the predicted label in {f.value:.0%} "
+                    f"of templates (95% CI {f.ci_low:.0%}–{f.ci_high:.0%}).",
+                    evidence=(f"flip_rate[{g}] = {f.value:.3f}",),
                 )
             )
     worst = []

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
 from audit.errors import UsageError
 from audit.model import AuditReport
 
 Renderer = Callable[[AuditReport], bytes]
 
-# format -> ("module:function", file name). Lazy: WeasyPrint is imported only for PDF.
-BUILTIN: dict[str, tuple[str, str]] = {
-    "json": ("audit.render.json_report:render_json", "report.json"),
-    "html": ("audit.render.html:render_html", "report.html"),
-    "pdf": ("audit.render.pdf:render_pdf", "report.pdf"),
-    "md": ("audit.render.markdown:render_markdown", "report.md"),
-}
-ENTRY_POINT_GROUP = "model_audit.renderers"
-
 
 def available_formats() -> dict[str, tuple[str, str]]:
-    """Built-in formats plus those third parties register under the entry-point group."""
-    formats = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        formats.setdefault(ep.name, (ep.value, f"report.{ep.name}"))
-    return formats
+    """Every registered format -> (`module:function`, file name `report.<format>`); lazy (WeasyPrint only for pdf)."""
+    from audit.registry import RENDERERS
+
+    return {name: (p.target, f"report.{name}") for name, p in RENDERERS.plugins().items()}
 
 
 def parse_formats(spec: str) -> list[str]:
@@ -53,7 +41,7 @@ def parse_formats(spec: str) -> list[str]:
 
 def renderer(fmt: str) -> tuple[Renderer, str]:
     """The render function and output file name of a format."""
-    target, filename = available_formats()[fmt]
-    module, _, attr = target.partition(":")
-    fn: Renderer = getattr(importlib.import_module(module), attr)
-    return fn, filename
+    from audit.registry import RENDERERS
+
+    fn: Renderer = RENDERERS.load(fmt)
+    return fn, f"report.{fmt}"

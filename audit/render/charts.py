@@ -33,7 +33,10 @@ def _plt() -> object:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "path", "font.size": 8, "svg.hashsalt": "model-risk-audit"})
+    # text.parse_math off: labels are text ("$" in a group or test name is not mathtext).
+    plt.rcParams.update(
+        {"svg.fonttype": "path", "font.size": 8, "svg.hashsalt": "model-risk-audit", "text.parse_math": False}
+    )
     return plt
 
 

@@ -8,9 +8,14 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 
+from audit.format import fmt_ci, fmt_num, fmt_p, fmt_p_value, fmt_params, plural
 from audit.model import AuditReport, Finding, Severity
+from audit.render.board import board, evidence_view, headline_text, probe_tables
 from audit.render.safe_markdown import markdown_to_safe_html
+
+__all__ = ["clean_text", "fmt_num", "fmt_params", "group_findings", "render_html", "render_html_text"]
 from audit.resources import templates_dir
 
 CATEGORY_ORDER = (
@@ -44,28 +49,10 @@ def clean_text(text: object, limit: int = 2000) -> str:
     return s if len(s) <= limit else s[:limit] + "…"
 
 
-def fmt_num(v: float | None, digits: int = 3) -> str:
-    """A metric value for tables: fixed digits, '–' for none."""
-    if v is None:
-        return "–"
-    return f"{v:.{digits}f}"
-
-
-def fmt_p(v: float | None) -> str:
-    """A p-value: '< 0.001' below a thousandth."""
-    if v is None:
-        return "–"
-    return "< 0.001" if v < 0.001 else f"{v:.3f}"
-
-
-def fmt_params(n: int | None) -> str:
-    """22713216 -> '22.7M'."""
-    if n is None:
-        return "unknown"
-    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
+def break_at_dots(text: object) -> Markup:
+    """An id that may break only after its dots and colons (never mid-word), escaped."""
+    out = str(escape(str(text)))
+    return Markup(out.replace(".", ".<wbr>").replace(":", ":<wbr>"))
 
 
 def group_findings(findings: tuple[Finding, ...]) -> OrderedDict[str, list[Finding]]:
@@ -77,25 +64,6 @@ def group_findings(findings: tuple[Finding, ...]) -> OrderedDict[str, list[Findi
         if items:
             groups[cat] = sorted(items, key=lambda f: (-f.severity.rank, f.id))
     return groups
-
-
-GROUP_METRICS = {"group_mean_toxicity": "toxicity", "negative_sentiment_rate": "negative"}
-GAP_METRICS = {"axis_gap": "gap", "paired_difference": "paired"}
-
-
-def probe_tables(probe: Any) -> dict[str, Any]:
-    """Metrics regrouped for reading: one row per group, one row per axis gap, and the rest as they are."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    gaps: dict[str, dict[str, Any]] = {}
-    other = []
-    for m in probe.metrics:
-        if m.name in GROUP_METRICS:
-            groups.setdefault((m.axis, m.group), {})[GROUP_METRICS[m.name]] = m
-        elif m.name in GAP_METRICS:
-            gaps.setdefault(m.axis, {})[GAP_METRICS[m.name]] = m
-        else:
-            other.append(m)
-    return {"groups": sorted(groups.items()), "gaps": sorted(gaps.items()), "other": other}
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +80,13 @@ def environment() -> Environment:
     env.filters["params"] = fmt_params
     env.filters["clean"] = clean_text
     env.filters["num"] = fmt_num
-    env.filters["pval"] = fmt_p
+    env.filters["breakdots"] = break_at_dots
+    env.filters["pval"] = fmt_p_value
+    env.filters["ci"] = lambda m: fmt_ci(m.ci_low, m.ci_high)
+    env.globals["fmt_p"] = fmt_p
+    env.globals["plural"] = plural
+    env.globals["evidence_view"] = evidence_view
+    env.globals["headline_text"] = headline_text
     env.globals["category_label"] = lambda c: CATEGORY_LABEL.get(c, c.title())
     env.globals["severities"] = [s.value for s in reversed(Severity)]
     return env
@@ -134,8 +108,13 @@ def html_context(report: AuditReport, *, for_print: bool = False) -> dict[str, A
         for p in report.probes
     }
     tables = {p.suite: probe_tables(p) for p in report.probes}
+    by_id: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        by_id.setdefault(f.id, []).append(f)
     return {
         "tables": tables,
+        "board": board(report),
+        "finding_ids": by_id,
         "r": report,
         "charts": charts,
         "card": card,

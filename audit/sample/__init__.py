@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from audit.config import Sampling
 from audit.errors import UsageError
 from audit.suites import Prompt
-
-BACKENDS: dict[str, str] = {
-    "hf": "audit.sample.hf:HFBackend",
-    "openai": "audit.sample.openai:OpenAIBackend",
-    "replay": "audit.sample.replay:ReplayBackend",
-}
 
 
 class Backend(Protocol):
@@ -43,22 +36,16 @@ def parse_backend_options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def available_backends() -> dict[str, str]:
-    """Built-in backends plus those registered under the `model_audit.backends` entry-point group."""
-    from importlib.metadata import entry_points
+def available_backends() -> list[str]:
+    """Every registered backend (the built-ins come through the same entry points as third parties)."""
+    from audit.registry import BACKENDS
 
-    found = dict(BACKENDS)
-    for ep in entry_points(group="model_audit.backends"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return BACKENDS.names()
 
 
-def make_backend(name: str, **kwargs: Any) -> Backend:
-    """Instantiate a backend by name (lazy import: torch only for `hf`)."""
-    backends = available_backends()
-    if name not in backends:
-        raise UsageError(f"unknown backend '{name}'", f"choose from {', '.join(backends)}")
-    module, _, attr = backends[name].partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    backend: Backend = cls(**kwargs)
+def make_backend(name: str, options: dict[str, str] | None = None, **context: Any) -> Backend:
+    """Build a backend by name: options validated against its Options first, lazy import (torch only for hf)."""
+    from audit.registry import BACKENDS
+
+    backend: Backend = BACKENDS.create(name, options or {}, **context)
     return backend

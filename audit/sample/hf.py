@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
-from audit.config import Sampling
+from pydantic import Field
+
+from audit.config import ModelKind, Sampling
 from audit.errors import CollectionError, UsageError
+from audit.registry import PluginOptions, coerce_options
 from audit.suites import Prompt
 
 log = logging.getLogger("audit")
@@ -39,40 +42,56 @@ def max_positions(config: Any) -> int | None:
     return None
 
 
+class HFBackendOptions(PluginOptions):
+    """--backend-option keys of the hf backend."""
+
+    model: str | None = Field(None, description="model folder or Hub id (default: REF)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    kind: ModelKind | None = Field(None, description="override the detected model kind")
+
+
+def loading_report(model: Any, info: Any) -> dict[str, Any]:
+    """What transformers said when loading: the model class and the weights it newly initialised.
+
+    `missing_keys` are parameters the checkpoint did not hold, so transformers filled them with
+    random values (a head the checkpoint was never trained with, for instance).
+    """
+    missing = sorted(str(k) for k in (info or {}).get("missing_keys") or ())
+    return {"class": type(model).__name__, "missing_keys": missing}
+
+
 class HFBackend:
     """Generates with transformers on CUDA when present, else CPU."""
 
     name = "hf"
+    Options = HFBackendOptions
 
     def __init__(
         self,
-        options: dict[str, str],
+        options: HFBackendOptions | dict[str, str] | None = None,
         model_source: str | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
-        **_: Any,
     ) -> None:
-        unknown = set(options) - {"model", "device", "dtype", "kind"}
-        if unknown:
-            raise UsageError(
-                f"unknown hf backend option(s): {', '.join(sorted(unknown))}",
-                "options: model, device, dtype, kind",
-            )
-        self.source = options.get("model") or model_source
+        opts = coerce_options(HFBackendOptions, options, "backend 'hf'").model_dump(exclude_none=True)
+        self.source = opts.get("model") or model_source
         if not self.source:
             raise UsageError(
                 "the hf backend needs a model",
                 "give a Hub id or folder as REF, or --backend-option model=PATH",
             )
-        self.revision = revision if not options.get("model") else None
-        self.device_opt = options.get("device", "auto")
-        self.dtype = options.get("dtype", "auto")
-        self.kind = options.get("kind")
+        self.revision = revision if not opts.get("model") else None
+        self.device_opt = opts.get("device", "auto")
+        self.dtype = opts.get("dtype", "auto")
+        self.kind = opts.get("kind")
         self.trust_remote_code = trust_remote_code
         self._model: Any = None
         self._tok: Any = None
         self._seq2seq = False
         self._device = "cpu"
+        # What transformers reported when loading: the class and the newly initialised (missing) weights.
+        self.loading_info: dict[str, Any] = {}
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -108,7 +127,8 @@ class HFBackend:
                 raise UsageError(f"unknown dtype '{self.dtype}'", "use auto, float32, float16 or bfloat16")
             cls = AutoModelForSeq2SeqLM if self._seq2seq else AutoModelForCausalLM
             self._tok = AutoTokenizer.from_pretrained(source, **kw)
-            self._model = cls.from_pretrained(source, dtype=dtype, **kw)
+            self._model, info = cls.from_pretrained(source, dtype=dtype, output_loading_info=True, **kw)
+            self.loading_info = loading_report(self._model, info)
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - transformers raises many types; report one clear line
@@ -214,6 +234,8 @@ class HFModel:
             else ("cpu" if device == "auto" else device)
         )
         self._cache: dict[str, Any] = {}
+        # Per auto class: what transformers reported when loading (see `loading_report`).
+        self.loading_info: dict[str, dict[str, Any]] = {}
 
     def _kw(self) -> dict[str, Any]:
         return {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
@@ -226,12 +248,11 @@ class HFModel:
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             try:
                 tok = transformers.AutoTokenizer.from_pretrained(self.source, **self._kw())
-                model = (
-                    getattr(transformers, cls_name)
-                    .from_pretrained(self.source, **self._kw())
-                    .to(self.device)
-                    .eval()
+                model, info = getattr(transformers, cls_name).from_pretrained(
+                    self.source, output_loading_info=True, **self._kw()
                 )
+                model = model.to(self.device).eval()
+                self.loading_info[cls_name] = loading_report(model, info)
             except Exception as exc:  # noqa: BLE001
                 raise CollectionError(
                     f"cannot load {self.source} as {cls_name}: {type(exc).__name__}: {str(exc)[:200]}",

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol
 
 from audit.errors import UsageError
 from audit.model import ScorerFacts
-
-SCORERS: dict[str, str] = {
-    "detoxify": "audit.score.detoxify:DetoxifyScorer",
-    "profanity": "audit.score.lexical:ProfanityScorer",
-    "sentiment": "audit.score.lexical:SentimentScorer",
-    "hf-classifier": "audit.score.classifier:HFClassifierScorer",
-}
-
 
 # A scorer declares what it is with the same record the report keeps of it.
 ScorerInfo = ScorerFacts
@@ -26,27 +17,29 @@ class Scorer(Protocol):
     def score(self, texts: list[str]) -> dict[str, list[float]]: ...
 
 
-def available_scorers() -> dict[str, str]:
-    """Built-in scorers plus those registered under the `model_audit.scorers` entry-point group."""
-    from importlib.metadata import entry_points
+def available_scorers() -> list[str]:
+    """Every registered scorer (built-ins and third-party packages, through the same entry points)."""
+    from audit.registry import SCORERS
 
-    found = dict(SCORERS)
-    for ep in entry_points(group="model_audit.scorers"):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return SCORERS.names()
 
 
 def make_scorer(name: str, options: dict[str, Any]) -> Scorer:
-    """Instantiate a scorer by name (lazy import: Detoxify and transformers only when needed)."""
-    scorers = available_scorers()
-    if name not in scorers:
-        import difflib
+    """Build a scorer by name: options validated against its Options first, lazy import."""
+    from audit.registry import SCORERS
 
-        close = difflib.get_close_matches(name, list(scorers), n=1)
-        raise UsageError(
-            f"unknown scorer '{name}'",
-            f"did you mean '{close[0]}'?" if close else f"choose from {', '.join(scorers)}",
-        )
-    module, _, attr = scorers[name].partition(":")
-    scorer: Scorer = getattr(importlib.import_module(module), attr)(**options)
+    scorer: Scorer = SCORERS.create(name, options)
     return scorer
+
+
+def parse_scorer_spec(text: str) -> tuple[str, dict[str, str]]:
+    """'detoxify:variant=original,batch_size=32' -> ('detoxify', {...})."""
+
+    name, _, rest = text.partition(":")
+    opts: dict[str, str] = {}
+    for pair in filter(None, rest.split(",")):
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"scorer option '{pair}' is not key=value", "--scorer detoxify:variant=original")
+        opts[k.strip()] = v.strip()
+    return name.strip(), opts

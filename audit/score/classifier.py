@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from audit.errors import UsageError
+from audit.registry import PluginOptions
 from audit.score import ScorerInfo
+
+
+class HFClassifierOptions(PluginOptions):
+    """--scorer hf-classifier:KEY=VALUE options."""
+
+    model: str | None = Field(None, description="a text-classification model folder or Hub id")
+    label: str | None = Field(None, description="the label whose probability is the score")
+    threshold: float = Field(0.5, ge=0, le=1)
+    threshold_source: str = "default 0.5 (set threshold= and threshold_source=)"
+    kind: str = Field("toxicity", description="what the score measures: toxicity, sentiment, regard")
+    batch_size: int = Field(32, ge=1, le=4096)
 
 
 class HFClassifierScorer:
     """Score = probability of the chosen label (`label=`), e.g. `label=hate` or `label=negative`."""
+
+    Options = HFClassifierOptions
 
     def __init__(
         self,
@@ -19,7 +35,6 @@ class HFClassifierScorer:
         threshold_source: str = "default 0.5 (set threshold= and threshold_source=)",
         kind: str = "toxicity",
         batch_size: int = 32,
-        **_: Any,
     ) -> None:
         if not model or not label:
             raise UsageError(

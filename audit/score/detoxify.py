@@ -11,9 +11,12 @@ import io
 import logging
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from audit.errors import UsageError
+from audit.registry import PluginOptions
 from audit.score import ScorerInfo
 
 log = logging.getLogger("audit")
@@ -41,8 +44,19 @@ def _resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
     return path, path.parent if (path.parent / "config.json").is_file() else None
 
 
+class DetoxifyOptions(PluginOptions):
+    """--scorer detoxify:KEY=VALUE options."""
+
+    variant: Literal["original", "unbiased", "multilingual", "original-small", "unbiased-small"] = "unbiased"
+    checkpoint: str | None = Field(None, description="local .ckpt file or its folder (air-gapped use)")
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
 class DetoxifyScorer:
     """Detoxify with a named variant (default `unbiased`) or a local checkpoint (air-gapped use)."""
+
+    Options = DetoxifyOptions
 
     def __init__(
         self,
@@ -50,7 +64,6 @@ class DetoxifyScorer:
         checkpoint: str | None = None,
         batch_size: int = 64,
         device: str = "auto",
-        **_: Any,
     ) -> None:
         if variant not in VARIANTS:
             raise UsageError(f"unknown Detoxify variant '{variant}'", f"choose from {', '.join(VARIANTS)}")
@@ -125,15 +138,16 @@ class DetoxifyScorer:
 
     def score(self, texts: list[str]) -> dict[str, list[float]]:
         import numpy as np
-        import torch
 
         if self._model is None:
-            self._model = self._load()
+            self._model = self._load()  # the friendly error for a missing torch/detoxify comes from here
             # Truncate to what the network can take (a tokenizer saved without model_max_length would not).
             limit = getattr(self._model.model.config, "max_position_embeddings", None)
             tok_limit = getattr(self._model.tokenizer, "model_max_length", None)
             if isinstance(limit, int) and (not isinstance(tok_limit, int) or tok_limit > limit):
                 self._model.tokenizer.model_max_length = limit
+        import torch
+
         if not texts:
             return {c: [] for c in self._model.class_names}
         tok = self._model.tokenizer

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 from audit.errors import UsageError
+from audit.registry import PluginOptions
 from audit.score import ScorerInfo
 
 
@@ -16,10 +16,16 @@ def _version(pkg: str) -> str:
         return "unknown"
 
 
+class NoOptions(PluginOptions):
+    """This scorer takes no options."""
+
+
 class ProfanityScorer:
     """Probability that a text is offensive (TF-IDF + calibrated linear SVM, bundled in the package)."""
 
-    def __init__(self, **options: Any) -> None:
+    Options = NoOptions
+
+    def __init__(self) -> None:
         try:
             from profanity_check import predict_prob
         except ImportError:
@@ -47,7 +53,9 @@ class ProfanityScorer:
 class SentimentScorer:
     """VADER compound sentiment in [-1, 1]; negative at or below -0.5 as BOLD classifies it."""
 
-    def __init__(self, **options: Any) -> None:
+    Options = NoOptions
+
+    def __init__(self) -> None:
         try:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
         except ImportError:
