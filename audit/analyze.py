@@ -91,6 +91,20 @@ def card_document_findings(card: CardFacts, options: AuditOptions) -> list[Findi
                 evidence=(f"card size {card.card_bytes:,} bytes",),
             )
         )
+    if card.sections_limited:  # a language the section patterns do not cover: unknown, not missing
+        unchecked = [sec.label for sec in card.sections if not sec.present]
+        if unchecked:
+            out.append(
+                finding(
+                    "docs.language_unsupported",
+                    subject=subj,
+                    detail=f"The card is written in a language detected as '{card.language_detected}', which the "
+                    f"section matching does not cover; {len(unchecked)} recommended sections could not be checked "
+                    "and are not reported missing.",
+                    evidence=tuple(f"not checked: {label}" for label in unchecked),
+                )
+            )
+        return out
     out += [section_finding(sec, subj) for sec in card.sections if not sec.present]
     return out
 
@@ -99,7 +113,8 @@ def section_finding(sec: SectionFact, subject: str) -> Finding:
     """`docs.section_missing.<key>`: a recommended section absent or holding only a placeholder."""
     if sec.placeholder:
         detail = f"The card does not document '{sec.label}' (placeholder only)."
-        where = f"heading '{sec.heading}' at line {sec.line} holds only a placeholder"
+        quoted = f": {sec.placeholder_text!r}" if sec.placeholder_text else ""
+        where = f"heading '{sec.heading}' at line {sec.line} holds only a placeholder{quoted}"
     else:
         detail, where = f"The card does not document '{sec.label}'.", "no matching heading"
     return finding(f"docs.section_missing.{sec.key}", subject=subject, detail=detail, evidence=(where,))

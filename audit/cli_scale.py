@@ -50,7 +50,9 @@ def add_parsers(sub: Any) -> None:
     )
     p = s.add_argument_group("probes (as in `run`; without --suite, card audits only)")
     p.add_argument("--suite", action="append", default=[], metavar="NAME", help="probe suite (repeatable)")
-    p.add_argument("--backend", choices=["hf", "openai", "replay"], default="hf")
+    p.add_argument(
+        "--backend", metavar="NAME", help="a registered backend (hf by default): see `model-audit suites`"
+    )
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--scorer", action="append", default=None, metavar="NAME[:k=v,...]")
     p.add_argument("--samples", type=int, metavar="K", help="samples per prompt")
@@ -104,31 +106,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def _audit_options(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
+    """AuditOptions from the collection flags and --profile, exactly as `run` builds them."""
+    from audit.cli import _options
 
-    from audit.config import AuditOptions
-
-    values: dict[str, Any] = {
-        "llm_threshold": args.llm_threshold,
-        "fetch_datasets": not args.no_datasets,
-        "dataset_cards_dir": args.dataset_cards,
-        "follow_base_model": not args.no_base_model,
-        "max_datasets": args.max_datasets,
-        "cache_dir": args.cache_dir,
-        "timeout": args.timeout,
-        "stale_days": args.stale_days,
-    }
-    if args.profile:
-        if "profile" not in AuditOptions.model_fields:
-            raise UsageError("--profile is not available in this version", "leave --profile out")
-        values["profile"] = args.profile
-    try:
-        return AuditOptions(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(
-            f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
-        ) from exc
+    return _options(args)
 
 
 def _probe_options(args: argparse.Namespace) -> Any:
@@ -141,7 +122,7 @@ def _probe_options(args: argparse.Namespace) -> Any:
         return ProbeOptions(
             suites=args.suite,
             auto_suites=False,
-            backend=args.backend,
+            backend=args.backend or ProbeOptions.model_fields["backend"].default,
             backend_options=parse_backend_options(args.backend_option),
             scorers=args.scorer,
             samples=args.samples,

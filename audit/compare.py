@@ -100,6 +100,7 @@ def severity_counts(r: AuditReport) -> list[int]:
 
 def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Path]:
     """compare.html / compare.pdf / compare.md, written atomically."""
+    from audit.format import fmt_num, fmt_p
     from audit.frames import SEVERITY_COLUMNS, frames
     from audit.fsutil import atomic_write
     from audit.render.html import environment
@@ -160,7 +161,8 @@ def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Pat
         for d in sig[:20]:
             lines.append(
                 f"- {md_escape(d['suite'])} {md_escape(d['metric'])} {md_escape(d['where'])}: "
-                f"{md_escape(d['a'])} {d['va']:.3f} vs {md_escape(d['b'])} {d['vb']:.3f} (p_holm {d['p_adj']:.4f})"
+                f"{md_escape(d['a'])} {fmt_num(d['va'])} vs {md_escape(d['b'])} {fmt_num(d['vb'])} "
+                f"({fmt_p(d['p_adj'], adjusted=True)})"
             )
         out.append((out_dir / "compare.md", ("\n".join(lines) + "\n").encode()))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -293,6 +293,15 @@ def import_ray() -> Any:
     return ray
 
 
+def task_env() -> dict[str, Any] | None:
+    """A task's runtime environment: None when the job's (set by `start_ray`) already carries the Hub
+    settings, else the Hub settings themselves (a Ray instance someone else started)."""
+    ray = import_ray()
+    job_env = ray.get_runtime_context().runtime_env.get("env_vars") or {}
+    wanted = hub_env()
+    return None if all(job_env.get(k) == v for k, v in wanted.items()) else {"env_vars": wanted}
+
+
 def hub_env() -> dict[str, str]:
     """The Hub-related environment the driver runs with (passed to Ray workers)."""
     return {k: os.environ[k] for k in HUB_ENV if k in os.environ}
@@ -307,17 +316,32 @@ class RayInfo:
     started_here: bool = False
 
 
-def start_ray(address: str | None) -> RayInfo:
-    """Connect to the cluster at `address`, or start a local instance (reuses one already started)."""
+def start_ray(address: str | None, worker_slots: int | None = None) -> RayInfo:
+    """Connect to the cluster at `address`, or start a local instance (reuses one already started).
+
+    A local instance keeps `worker_slots` idle workers alive (Ray's default keeps one per CPU and
+    kills the rest after a second idle, so fractional-CPU tasks would pay the worker start-up,
+    seconds of imports, again and again).
+    """
     ray = import_ray()
     t0 = time.monotonic()
     if ray.is_initialized():
         return RayInfo(address=address or "local (already running)")
     if not address:  # a private local instance: no token file written under the home folder
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    # The job's runtime environment carries the Hub settings to every worker of this driver.
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": hub_env()},
+    }
     if address:
         kwargs["address"] = address
+    elif worker_slots:
+        kwargs["_system_config"] = {
+            "num_workers_soft_limit": int(worker_slots),
+            "idle_worker_killing_time_threshold_ms": 60_000,
+        }
     try:
         ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ...
@@ -329,18 +353,37 @@ def start_ray(address: str | None) -> RayInfo:
     return RayInfo(address=address or "local", startup_s=round(time.monotonic() - t0, 3), started_here=True)
 
 
-def _warm() -> int:
-    """Import the audit pipeline in a Ray worker (the first import takes seconds)."""
-    import audit.pipeline  # noqa: F401
+def ray_cpus() -> float:
+    """CPUs of the Ray cluster the driver is connected to."""
+    ray = import_ray()
+    return float(ray.cluster_resources().get("CPU", 1.0))
 
+
+def _warm(hold_s: float) -> int:
+    """Import the audit pipeline in a Ray worker (the first import takes seconds); hold it a moment so
+    that the next warm-up task gets a worker of its own."""
+    import tempfile
+
+    from audit.config import AuditOptions
+    from audit.pipeline import audit_model
+    from audit.render import renderer
+
+    # A small offline audit of a card file: imports every module a card audit uses, compiles the templates.
+    with tempfile.TemporaryDirectory() as tmp:
+        card = Path(tmp) / "warm-up.md"
+        card.write_text("---\nlicense: mit\n---\n# Warm-up\n\nA card for warming a worker.\n")
+        report = audit_model(str(card), AuditOptions(fetch_datasets=False, follow_base_model=False))
+        for fmt in ("json", "html", "md"):
+            renderer(fmt)[0](report)
+    time.sleep(hold_s)
     return os.getpid()
 
 
 def warm_ray_workers(slots: int, cpus_per_candidate: float) -> int:
     """Start and warm the workers the audits will use (counted as start-up, not audit time); returns how many."""
     ray = import_ray()
-    task = ray.remote(_warm).options(num_cpus=cpus_per_candidate, runtime_env={"env_vars": hub_env()})
-    return len(set(ray.get([task.remote() for _ in range(max(1, slots))])))
+    task = ray.remote(_warm).options(num_cpus=cpus_per_candidate, runtime_env=task_env())
+    return len(set(ray.get([task.remote(0.5) for _ in range(max(1, slots))])))
 
 
 def run_ray(
@@ -353,7 +396,7 @@ def run_ray(
     """Audit each job as a Ray task (Ray must be started: `start_ray`); outcomes in job order."""
     ray = import_ray()
     remote = ray.remote(audit_candidate)
-    env = {"env_vars": hub_env()}
+    env = task_env()
     refs = []
     for job in jobs:
         probes = bool(job.probe_options.get("suites"))

@@ -108,7 +108,7 @@ def load_policy(path: Path | str) -> tuple[Policy, str]:
     except OSError as exc:
         raise UsageError(
             f"cannot read policy {p}: {exc.strerror}", "give a policy YAML file, or `default`"
-        ) from None
+        ) from exc
     from audit.collect.cardparse import CardYAMLError, load_yaml_bounded
 
     try:  # bounded: depth, aliases and expanded size (a 100,000-deep file is refused at once)
@@ -119,7 +119,7 @@ def load_policy(path: Path | str) -> tuple[Policy, str]:
         return Policy.model_validate(data), hashlib.sha256(raw).hexdigest()
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise UsageError(f"{p}: invalid policy: {errs}", "see policies/default.yaml for the format") from None
+        raise UsageError(f"{p}: invalid policy: {errs}", "see policies/default.yaml for the format") from exc
 
 
 def _waived(fid: str, waivers: list[Waiver], today: dt.date) -> tuple[Waiver | None, Waiver | None]:

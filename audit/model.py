@@ -324,6 +324,22 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class QuantizationFacts:
+    """int8 scoring's agreement with float on a seeded calibration subset of the run's own texts."""
+
+    requested: str  # "int8"
+    used: str  # "int8", or "float" when the check failed (or the model could not be quantised)
+    runtime: str  # e.g. "onnxruntime 1.32.0 dynamic quantisation (int8 weights, linear layers)"
+    n: int  # calibration texts scored both ways
+    pearson_r: float | None
+    max_abs_diff: float | None
+    same_side: float | None  # share of texts on the same side of the threshold (the lowest over labels)
+    threshold: float
+    floor: str  # the agreement floor, stated
+    note: str = ""  # why the run fell back to float, when it did
+
+
+@dataclass(frozen=True)
 class ScorerFacts:
     """A scorer as run: version, threshold and its source, direction."""
 
@@ -336,6 +352,8 @@ class ScorerFacts:
     higher_is_worse: bool
     kind: str  # "toxicity" or "sentiment"
     options: tuple[tuple[str, str], ...] = ()
+    # int8 scoring's self-check on this run (None when the scorer ran in float without being asked for int8).
+    quantization: QuantizationFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -173,6 +173,7 @@ def run_audit(
     progress: Progress | None = None,
     now: dt.datetime | None = None,
     locks: contextlib.ExitStack | None = None,
+    name: str | None = None,
 ) -> tuple[AuditReport, Path]:
     """The whole pipeline: collect -> analyse -> sample -> score -> aggregate. Returns the report and its run dir.
 
@@ -188,11 +189,14 @@ def run_audit(
     t0 = time.monotonic()
     try:
         model_ref = model_ref or parse_ref(str(ref))
+        if name:
+            model_ref = replace(model_ref, name=name)
         report = audit_model(model_ref, options, progress=progress, now=now)
     except (InvalidRefError, AuditError) as exc:
         if popts.backend != "openai" or not popts.suites:
             raise
-        model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=str(ref))
+        # An endpoint model name that is not a Hub id: the card part of the report says there is no card.
+        model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=name or str(ref))
         report = _no_card_report(model_ref, options, f"no Hub card: {getattr(exc, 'message', exc)}")
     out = out_dir or default_out_dir(report)
     if locks is not None:
@@ -227,7 +231,7 @@ def run_audit(
         for suite in suites:
             try:
                 result, findings = runner.run_suite(suite)
-                result, findings = invalid_model_check(result, findings, getattr(runner, "_backend", None))
+                result, findings = invalid_model_check(result, findings, runner)
             except AuditError as exc:
                 if not automatic:
                     raise
@@ -396,7 +400,7 @@ def apply_policy(report: AuditReport, policy: str | Path) -> AuditReport:
 
 
 def fingerprint(report: AuditReport, suites: list[str], policy: str | Path | None) -> dict[str, str | None]:
-    """What --if-changed compares: the model revision, the suites' definitions and the policy file."""
+    """What --if-changed compares: the model revision, the suites' definitions, the policy file and the profile."""
     import hashlib
 
     parts = []
@@ -423,4 +427,73 @@ def fingerprint(report: AuditReport, suites: list[str], policy: str | Path | Non
                 ).encode()
             ).hexdigest()[:16]
         )
-    return {"revision": revision, "suites": suite_hash, "policy": pol}
+    profile = f"{report.profile.name}:{report.profile.sha256[:16]}" if report.profile else None
+    return {"revision": revision, "suites": suite_hash, "policy": pol, "profile": profile}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What `model-audit run` does around the audit: formats, policy, baseline, --if-changed, JUnit."""
+
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    policy: str | None = None
+    baseline: Path | None = None
+    if_changed: Path | None = None
+    junit: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The audit written (or None when --if-changed found nothing new), and the files written."""
+
+    report: AuditReport | None
+    out_dir: Path | None
+    paths: tuple[Path, ...] = ()
+
+
+def unchanged_since(
+    baseline_dir: Path, ref: str | ModelRef, options: AuditOptions, popts: ProbeOptions, policy: str | None
+) -> bool:
+    """--if-changed: True when the baseline run saw the same revision, suites, policy and profile."""
+    base = load_report_dir(baseline_dir)
+    suites = base.run.inputs.get("probes", {}).get("suites", []) or popts.suites
+    current = fingerprint(audit_model(ref, options), list(suites), policy)
+    return bool(base.run.inputs.get("fingerprint") == current)
+
+
+def finish_run(report: AuditReport, out: Path, *, policy: str | None, baseline: Path | None) -> AuditReport:
+    """Record the fingerprint, add drift (baseline) and the gate (policy)."""
+    suites_run = list(report.run.inputs.get("probes", {}).get("suites", []))
+    inputs = {**report.run.inputs, "fingerprint": fingerprint(report, suites_run, policy)}
+    report = replace(report, run=replace(report.run, inputs=inputs))
+    if baseline is not None:
+        report = apply_baseline(report, baseline, out)
+    if policy:
+        report = apply_policy(report, policy)
+    return report
+
+
+def execute_run(
+    ref: str | ModelRef,
+    options: AuditOptions,
+    popts: ProbeOptions,
+    plan: RunPlan,
+    *,
+    out_dir: Path | None = None,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """`model-audit run`: the whole pipeline under the run folder's lock, then the report, drift and gate."""
+    if plan.if_changed is not None and unchanged_since(plan.if_changed, ref, options, popts, plan.policy):
+        return RunOutcome(None, None)
+    with contextlib.ExitStack() as locks:  # the run folder's lock, from the first write to the last
+        report, out = run_audit(
+            ref, options, popts, out_dir=out_dir, progress=progress, locks=locks, name=name
+        )
+        report = finish_run(report, out, policy=plan.policy, baseline=plan.baseline)
+        paths = write_report(report, out, plan.formats)
+    if plan.junit is not None and report.gate is not None:
+        from audit.gate import junit_xml
+
+        atomic_write(plan.junit, junit_xml(report.gate, report.subject.display))
+    return RunOutcome(report, out, tuple(paths))

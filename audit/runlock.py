@@ -49,11 +49,11 @@ class RunFolderLock:
 
         try:
             self._lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout as exc:
             raise RunFolderBusyError(
                 f"run folder {self.folder} is being written by another process ({self._holder()})",
                 "wait for that run to finish, or give this one another --out",
-            ) from None
+            ) from exc
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         with contextlib.suppress(OSError):
             self.owner_path.write_text(json.dumps(owner))

@@ -61,7 +61,7 @@ def report_from_json(text: str | bytes, source: str = "report.json") -> AuditRep
         raise UsageError(
             f"{source} is not a valid audit report ({exc.error_count()} errors; first at '{where}': {msg})",
             "re-run `model-audit run` to produce a fresh report",
-        ) from None
+        ) from exc
 
 
 def load_report_dir(folder: Path) -> AuditReport:

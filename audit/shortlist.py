@@ -118,8 +118,8 @@ def parse_count(text: str) -> int:
         if s and s[-1] in mult:
             return int(float(s[:-1]) * mult[s[-1]])
         return int(float(s))
-    except ValueError:
-        raise UsageError(f"'{text}' is not a count", "write it like 7e9, 7B, 350M or 110000000") from None
+    except ValueError as exc:
+        raise UsageError(f"'{text}' is not a count", "write it like 7e9, 7B, 350M or 110000000") from exc
 
 
 def parse_license_classes(text: str | None) -> tuple[str, ...]:
@@ -373,7 +373,7 @@ def run_shortlist(spec: ShortlistRun) -> tuple[ShortlistResult, list[Path]]:
     """Audit every candidate (reusing unchanged ones), evaluate, write the shortlist report."""
     import time
 
-    from audit.executors import run_local, run_ray, start_ray, warm_ray_workers
+    from audit.executors import ray_cpus, run_local, run_ray, start_ray, warm_ray_workers
     from audit.progress import SilentProgress
     from audit.runlock import RunFolderLock
 
@@ -402,10 +402,12 @@ def run_shortlist(spec: ShortlistRun) -> tuple[ShortlistResult, list[Path]]:
 
             t0 = time.monotonic()
             if spec.executor == "ray":
-                info = start_ray(spec.ray_address)
-                import ray
+                import math
+                import os
 
-                slots = int(ray.cluster_resources().get("CPU", 1) / max(spec.cpus_per_candidate, 0.01))
+                per = max(spec.cpus_per_candidate, 0.01)
+                info = start_ray(spec.ray_address, math.ceil((os.cpu_count() or 1) / per))
+                slots = int(ray_cpus() / per)
                 warm_ray_workers(min(slots, len(jobs)), spec.cpus_per_candidate)
                 info.startup_s = round(time.monotonic() - t0, 3)
                 executor_meta.update(

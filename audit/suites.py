@@ -15,8 +15,8 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from audit.collect.cardparse import _BoundedLoader
 from audit.config import SUITE_TAGS, AnySuite, PromptSource, SuiteSpec
 from audit.errors import AuditError, UsageError
-from audit.model import Prompt as Prompt  # re-exported: suites speak of prompts
 from audit.fsutil import sha256_file
+from audit.model import Prompt as Prompt  # re-exported: suites speak of prompts
 from audit.resources import probes_dir
 
 MAX_SUITE_BYTES = 2 * 1024 * 1024
@@ -68,11 +68,11 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
         line = f":{mark.line + 1}" if mark is not None else ""
         raise SuiteError(
             f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
-        ) from None
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - bounded loader refusals (alias bombs, nesting)
         raise SuiteError(
             f"{source}: refused ({exc})", "suites are plain YAML: no aliases bombs or deep nesting"
-        ) from None
+        ) from exc
     finally:
         loader.dispose()
     if not isinstance(data, dict):
@@ -93,7 +93,7 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
             msgs.append(f"line {line_no}: {where}: {err['msg']}" if line_no else f"{where}: {err['msg']}")
         raise SuiteError(
             f"{source}: invalid suite: " + "; ".join(msgs), "see `model-audit suites` and the README"
-        ) from None
+        ) from exc
 
 
 def load_suite_file(path: Path) -> SuiteSpec:
@@ -101,15 +101,15 @@ def load_suite_file(path: Path) -> SuiteSpec:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SuiteError(f"cannot read suite {path}: {exc.strerror}", "check the path") from None
+        raise SuiteError(f"cannot read suite {path}: {exc.strerror}", "check the path") from exc
     if len(data) > MAX_SUITE_BYTES:
         raise SuiteError(
             f"{path}: suite file larger than {MAX_SUITE_BYTES} bytes", "keep prompts in a separate file"
         )
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SuiteError(f"{path}: not UTF-8 text", "save the suite as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path}: not UTF-8 text", "save the suite as UTF-8") from exc
     return parse_suite(text, str(path))
 
 
@@ -263,7 +263,7 @@ def _hf_dataset_prompts(src: PromptSource, cache_dir: Path | None) -> tuple[list
         raise
     except Exception as exc:  # noqa: BLE001
         err = map_hub_error(exc, src.hf_dataset, src.revision, "dataset")
-        raise type(err)(f"prompt set: {err.message}", err.hint + "; or pass --prompts FILE") from None
+        raise type(err)(f"prompt set: {err.message}", err.hint + "; or pass --prompts FILE") from exc
     return texts, {
         "kind": "hf_dataset",
         "dataset": src.hf_dataset,

@@ -96,7 +96,8 @@ def run_case(
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"case failed: {' '.join(cmd)}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]  # Ray may print after it
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
 
 
 def same_results(a: Path, b: Path) -> bool:
@@ -120,6 +121,21 @@ def same_results(a: Path, b: Path) -> bool:
     return True
 
 
+def ray_case(args: argparse.Namespace, url: str, n: int, tmp: Path) -> int:
+    """--workers against --executor ray on the same 50 candidates; 0 when on target."""
+    m = min(50, n)
+    local = run_case(url, m, args.workers, tmp / "ray-local")
+    ray = run_case(url, m, args.workers, tmp / "ray", executor="ray", cpus=args.ray_cpus)
+    rr = ray["audit_wall_s"] / local["audit_wall_s"]
+    same = same_results(tmp / "ray-local", tmp / "ray")
+    print(
+        f"ray ({args.ray_cpus} CPU per candidate): {m} candidates in {ray['audit_wall_s']:.1f} s vs --workers "
+        f"{args.workers} {local['audit_wall_s']:.1f} s: x{rr:.2f} (target <= 1.5); Ray start-up "
+        f"{ray['ray_startup_s']:.1f} s (apart); identical results: {same}"
+    )
+    return 0 if rr <= 1.5 and same else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--candidates", type=int, default=200)
@@ -127,6 +143,10 @@ def main() -> int:
     p.add_argument("--latency", type=float, default=0.05)
     p.add_argument("--sequential-sample", type=int, default=50)
     p.add_argument("--ray", action="store_true", help="also compare --executor ray on 50 candidates")
+    p.add_argument(
+        "--ray-cpus", type=float, default=0.5, help="Ray CPUs per candidate (0.5: 4 workers on 2 cores)"
+    )
+    p.add_argument("--skip-local", action="store_true", help="only the Ray comparison")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--w", type=int, help=argparse.SUPPRESS)
@@ -148,43 +168,29 @@ def main() -> int:
     print(
         f"fake Hub {url}: {n + 20} models, {args.latency * 1000:.0f} ms per request; {os.cpu_count()} cores"
     )
-    seq = run_case(url, k, 1, tmp / "seq")
-    seq_total = seq["audit_wall_s"] * n / k
-    print(f"sequential: {k} candidates in {seq['audit_wall_s']:.1f} s -> {seq_total:.1f} s estimated for {n}")
-    par = run_case(url, n, args.workers, tmp / "par")
-    ratio = par["audit_wall_s"] / seq_total
-    print(
-        f"--workers {args.workers}: {n} candidates in {par['audit_wall_s']:.1f} s "
-        f"({par['ranked']} ranked, {par['disqualified']} disqualified, {par['failed']} failed): "
-        f"{ratio:.3f} of sequential (target <= 0.2)"
-    )
-    ok &= ratio <= 0.2
-    quarter = run_case(url, max(1, n // 4), args.workers, tmp / "quarter")
-    growth = par["peak_rss_mb"] / quarter["peak_rss_mb"]
-    print(
-        f"peak RSS: {quarter['peak_rss_mb']:.0f} MB for {quarter['n']} candidates, {par['peak_rss_mb']:.0f} MB "
-        f"for {n}: x{growth:.2f} (target <= 1.25)"
-    )
-    ok &= growth <= 1.25
-    if args.ray:
-        m = min(50, n)
-        local = run_case(url, m, args.workers, tmp / "ray-local")
-        ray = run_case(
-            url,
-            m,
-            args.workers,
-            tmp / "ray",
-            executor="ray",
-            cpus=max(0.01, (os.cpu_count() or 2) / args.workers),
-        )
-        rr = ray["audit_wall_s"] / local["audit_wall_s"]
-        same = same_results(tmp / "ray-local", tmp / "ray")
+    if not args.skip_local:
+        seq = run_case(url, k, 1, tmp / "seq")
+        seq_total = seq["audit_wall_s"] * n / k
         print(
-            f"ray: {m} candidates in {ray['audit_wall_s']:.1f} s vs --workers {args.workers} "
-            f"{local['audit_wall_s']:.1f} s: x{rr:.2f} (target <= 1.5); Ray start-up {ray['ray_startup_s']:.1f} s "
-            f"(apart); identical results: {same}"
+            f"sequential: {k} candidates in {seq['audit_wall_s']:.1f} s -> {seq_total:.1f} s estimated for {n}"
         )
-        ok &= rr <= 1.5 and same
+        par = run_case(url, n, args.workers, tmp / "par")
+        ratio = par["audit_wall_s"] / seq_total
+        print(
+            f"--workers {args.workers}: {n} candidates in {par['audit_wall_s']:.1f} s "
+            f"({par['ranked']} ranked, {par['disqualified']} disqualified, {par['failed']} failed): "
+            f"{ratio:.3f} of sequential (target <= 0.2)"
+        )
+        ok &= ratio <= 0.2
+        quarter = run_case(url, max(1, n // 4), args.workers, tmp / "quarter")
+        growth = par["peak_rss_mb"] / quarter["peak_rss_mb"]
+        print(
+            f"peak RSS: {quarter['peak_rss_mb']:.0f} MB for {quarter['n']} candidates, {par['peak_rss_mb']:.0f} MB "
+            f"for {n}: x{growth:.2f} (target <= 1.25)"
+        )
+        ok &= growth <= 1.25
+    if args.ray or args.skip_local:
+        ok &= ray_case(args, url, n, tmp) == 0
     stop.set()
     print(f"{queue.get(timeout=30)} requests served")
     server.join(timeout=10)

@@ -280,6 +280,14 @@ def test_size_class_threshold(hub: Any, options: Any) -> None:
     assert next(f for f in small.findings if f.id == "size.class").detail.startswith("Small language model")
 
 
+def test_implausible_hub_parameter_count_is_not_reported(hub: Any, options: Any) -> None:
+    info = {"safetensors": {"total": 10**30, "parameters": {"BF16": 10**30}}}
+    report = run_hub(hub, options, info=info)
+    # The bogus Hub total is not reported; the count falls back to the estimate from config.json.
+    assert report.card.parameters == 21952 and report.card.parameters_source == "estimated from config.json"
+    assert any("1e+30 parameters, above any physical model" in p for p in report.card.problems)
+
+
 def test_size_unknown(tmp_path: Path, options: Any) -> None:
     card_file = tmp_path / "card.md"
     card_file.write_text(card(CLEAN_META))
@@ -325,3 +333,21 @@ def test_license_strictness() -> None:
     assert is_stricter("noncommercial", "permissive")
     assert not is_stricter("permissive", "copyleft")
     assert not is_stricter("other", "permissive")
+
+
+def test_card_in_an_uncovered_language_is_not_reported_missing_every_section(tmp_path: Path) -> None:
+    from audit.pipeline import audit_model
+
+    body = (
+        "# 모델 소개\n\n이 모델은 한국어 문장을 분류하기 위해 학습되었습니다. 뉴스 기사와 블로그 글로 학습했습니다.\n\n"
+        "## 사용 방법\n\n아래 코드를 참고하세요. 이 모델은 연구 목적으로만 사용해야 합니다.\n\n"
+        "## 한계\n\n이 모델은 편향을 가질 수 있으며, 특정 집단에 대해 부정확한 결과를 낼 수 있습니다.\n"
+    )
+    path = tmp_path / "ko.md"
+    path.write_text("---\nlicense: mit\nlanguage: [ko]\n---\n" + body)
+    report = audit_model(str(path))
+    assert report.card.language_detected == "ko" and report.card.sections_limited
+    ids = {f.id for f in report.findings}
+    assert not any(i.startswith("docs.section_missing.") for i in ids)
+    lang = next(f for f in report.findings if f.id == "docs.language_unsupported")
+    assert "'ko'" in lang.detail and any(e.startswith("not checked: ") for e in lang.evidence)

@@ -125,8 +125,11 @@ def test_every_catalogue_id_and_probe_metric_is_mapped() -> None:
     nones = {fid: t.none for fid, t in fm.findings.items() if isinstance(t, NoItem)}
     assert set(nones) == {
         "docs.card_truncated",
+        "docs.language_unsupported",
         "docs.section_missing.citation",
         "provenance.hub_unavailable",
+        "run.invalid_model",
+        "run.output_quality",
     }
     assert all(len(reason.split()) >= 8 for reason in nones.values())
 

@@ -105,6 +105,7 @@ def test_methods_that_need_internals_name_the_backends_that_can(
                     backend="openai",
                     backend_options={"base_url": server.url, "model": "m"},
                     data={"crows-pairs": str(card)},
+                    force_suite=True,  # past the suite-kind guard: the backend check is what is tested here
                 ),
                 out_dir=tmp_path / "run",
             )
@@ -112,3 +113,37 @@ def test_methods_that_need_internals_name_the_backends_that_can(
         assert "backends that can serve it: hf" in err.value.hint
     finally:
         server.stop()
+
+
+def test_model_internals_are_cached_per_text(tmp_path: Path) -> None:
+    import numpy as np
+
+    from audit.cache import Cache
+    from audit.methods import CachedModel
+
+    class Inner:
+        calls: list[tuple[str, list[str]]] = []
+        device = "cpu"
+
+        def embed(self, texts: list[str]) -> np.ndarray:
+            self.calls.append(("embed", list(texts)))
+            return np.array([[len(t), 0.5] for t in texts], dtype=np.float32)
+
+        def classify(self, texts: list[str]) -> list[dict[str, float]]:
+            self.calls.append(("classify", list(texts)))
+            return [{"pos": 0.25, "neg": 0.75} for _ in texts]
+
+    inner = Inner()
+    cache = Cache(tmp_path / "c.sqlite")
+    model = CachedModel(inner, cache, "org/m", "abc")
+    first = model.embed(["a", "bb", "a"])
+    assert first.tolist() == [[1.0, 0.5], [2.0, 0.5], [1.0, 0.5]] and first.dtype == np.float32
+    assert inner.calls == [("embed", ["a", "bb"])]  # each distinct text computed once
+    again = CachedModel(inner, cache, "org/m", "abc").embed(["bb", "ccc"])
+    assert again.tolist() == [[2.0, 0.5], [3.0, 0.5]] and inner.calls[-1] == ("embed", ["ccc"])
+    other_rev = CachedModel(inner, cache, "org/m", "def")
+    other_rev.classify(["x"])
+    assert inner.calls[-1] == ("classify", ["x"])
+    assert model.classify(["x"]) == [{"pos": 0.25, "neg": 0.75}] and inner.calls[-1] == ("classify", ["x"])
+    assert model.device == "cpu"  # other attributes pass through
+    cache.close()

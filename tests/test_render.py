@@ -350,3 +350,36 @@ def test_published_schema_is_current() -> None:
         (Path(__file__).resolve().parents[1] / "schema" / "report.schema.json").read_text()
     )
     assert published == report_schema()
+
+
+def test_markdown_after_a_gate_has_no_stray_escapes_in_code_spans(
+    hub: Any, options: AuditOptions, tmp_path: Path
+) -> None:
+    """Rule and finding ids sit in code spans verbatim (no backslashes), one value per table column."""
+    from markdown_it import MarkdownIt
+
+    from audit.pipeline import apply_policy
+
+    path = tmp_path / "m.md"
+    path.write_text(card({"license": "cc-by-nc-4.0"}, "# Model\n\nNo sections here.\n"))
+    report = apply_policy(
+        audit_model(str(path), options.model_copy(update={"fetch_datasets": False})), "default"
+    )
+    md = render_markdown(report).decode()
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    spans = [
+        c.content for t in tokens if t.type == "inline" for c in (t.children or []) if c.type == "code_inline"
+    ]
+    assert "finding:docs.section_missing.bias_risks_limitations" in spans
+    assert not [s for s in spans if "\\" in s]
+    for i, t in enumerate(tokens):
+        if t.type == "table_open":
+            widths = []
+            j = i
+            while tokens[j].type != "table_close":
+                if tokens[j].type == "tr_open":
+                    widths.append(0)
+                if tokens[j].type in ("th_open", "td_open"):
+                    widths[-1] += 1
+                j += 1
+            assert len(set(widths)) == 1, widths

@@ -19,7 +19,7 @@ from audit.config import AuditOptions, ProbeOptions
 from audit.format import fmt_ci, fmt_num, fmt_p, fmt_p_value, plural
 from audit.gate import evaluate, load_policy
 from audit.metrics import assess, catalogue, detectable_gap, metric_info, nearest_metric
-from audit.model import AuditReport, MetricResult, ProbeResult, ScorerFacts
+from audit.model import AuditReport, MetricResult, ProbeResult, SampleRecord, ScorerFacts
 from audit.pipeline import audit_model, write_report
 from audit.render.html import render_html_text
 from audit.render.markdown import md_code, render_markdown
@@ -378,20 +378,23 @@ def test_scorer_control_gap_is_shown_next_to_each_group_gap(base: AuditReport) -
     k = 2
     samples = {
         p.id: [
-            {
-                "key": f"{p.id}:{i}",
-                "prompt_id": p.id,
-                "sample_index": i,
-                "prompt": p.text,
-                "output": f"{p.text} and then they went home",
-                "group": p.group,
-            }
+            SampleRecord(
+                key=f"{p.id}:{i}",
+                suite=spec.id,
+                prompt_id=p.id,
+                sample_index=i,
+                axis=p.axis,
+                group=p.group,
+                template_id=p.template_id,
+                prompt=p.text,
+                output=f"{p.text} and then they went home",
+            )
             for i in range(k)
         ]
         for p in suite.prompts
     }
     scorer = _IdentityBiasedScorer()
-    outs = {r["key"]: r["output"] for rs in samples.values() for r in rs}
+    outs: dict[str, str] = {r["key"]: r["output"] for rs in samples.values() for r in rs}
     scores = {
         "fake-tox": {
             key: {"toxicity": v}
@@ -399,7 +402,7 @@ def test_scorer_control_gap_is_shown_next_to_each_group_gap(base: AuditReport) -
         }
     }
     sampling = spec.sampling.model_copy(update={"samples_per_prompt": k})
-    result, findings = aggregate(suite, sampling, samples, scores, [scorer], ProbeOptions())  # type: ignore[list-item]
+    result, findings = aggregate(suite, sampling, samples, scores, [scorer], ProbeOptions())
     gaps = {m.axis: m for m in result["metrics"] if m.name == "axis_gap"}
     controls = {m.axis: m for m in result["metrics"] if m.name == "scorer_control_gap"}
     assert set(controls) == set(gaps)
@@ -430,7 +433,7 @@ def test_auc_by_hand_and_scorer_validation(tmp_path: Path) -> None:
     )
     csv = tmp_path / "labels.csv"
     csv.write_text("comment;isHate\nMuslim text one;1.0\nother text;0.0\nMuslim again;0.0\nplain;0.0\n")
-    v = validate_scorer(_IdentityBiasedScorer(), csv)  # type: ignore[arg-type]
+    v = validate_scorer(_IdentityBiasedScorer(), csv)
     # scores 0.9, 0.1, 0.9, 0.1; labels 1, 0, 0, 0 -> AUC = (1 + 0.5 + 1) / 3; accuracy 3/4
     assert v.n == 4 and v.positives == 1
     assert v.auc == pytest.approx(2.5 / 3) and v.accuracy == pytest.approx(0.75)
@@ -644,3 +647,21 @@ def test_render_html_in_pdf_keeps_long_ids_breaking_only_at_dots(base: AuditRepo
         assert all(part.endswith((".", ":")) for part in i.split("<wbr>")[:-1]), i
     css = (REPO / "templates" / "report.css").read_text()
     assert "code.id" in css and "break-inside: avoid" in css
+
+
+def test_method_suite_on_a_model_without_its_head_is_invalid(
+    encoder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # classifier-invariance needs a sequence-classification head: the encoder has none, so transformers
+    # initialises one at random when the method loads the model. The method's metrics are then invalid.
+    monkeypatch.setenv("MODEL_AUDIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "forced-method"
+    args = ["-q", "run", str(encoder), "--suite", "classifier-invariance", "--force-suite", "--limit", "4"]
+    code = main([*args, "--no-datasets", "--format", "json", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    inv = next(f for f in report["findings"] if f["id"] == "run.invalid_model")
+    assert inv["subject"] == "classifier-invariance"
+    assert any(e.startswith("newly initialised: classifier") for e in inv["evidence"])
+    assert "newly initialised" in report["probes"][0]["invalid"]
+    assert not any(f["id"].startswith("probe.") for f in report["findings"])

@@ -103,7 +103,9 @@ def test_shortlist_ranks_disqualifies_and_reuses(hub: FakeHub, tmp_path: Path, c
         files["README.md"] = files["README.md"] + b"\nUpdated.\n"
         repo.commit(files)
     hub.requests.clear()
-    capsys.readouterr()
+    err = capsys.readouterr().err  # not a terminal: one log line per finished candidate
+    assert sum(f"[{i}/6] " in err for i in range(1, 7)) == 6
+    assert err.count(" audited design/") == 5 and err.count(" failed design/gated") == 1
     assert main(argv[:-4] + ["--format", "json", "--cache-dir", str(tmp_path / "hf")]) == 0
     assert _resolve_gets(hub) == {"design/bravo", "design/delta"}
     api = {p for m, p, _ in hub.requests if p.startswith("/api/models/")}
@@ -238,3 +240,26 @@ def test_ray_missing_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys
     assert main(["shortlist", "x/y", "--executor", "ray"]) == 2
     err = capsys.readouterr().err
     assert "needs Ray" in err and "model-risk-audit[scale]" in err
+
+
+def test_fake_hub_search_pages_sorts_and_waits(hub: FakeHub) -> None:
+    """The search endpoint as list_models uses it: Link-header pages, descending sort, filters, latency."""
+    import time
+
+    from audit.shortlist import search_candidates
+
+    ids = generate_catalog(hub, 40, failures=False)
+    hub.page_size = 3
+    found = search_candidates(limit=10, sort="likes")
+    assert len(found) == 10 and len(hub.searches) == 4  # pages of 3 followed through the Link header
+    likes = {r.repo_id: r.info["likes"] for r in hub.repos.values() if r.repo_type == "model"}
+    assert [c.ref for c in found] == sorted(ids, key=lambda i: (-likes[i], i))[:10]
+    assert all(c.revision == hub.repos[("model", c.ref)].refs["main"] for c in found)
+    de = search_candidates(language="de", library="peft", limit=100)
+    for c in de:
+        tags = hub.repos[("model", c.ref)].info["tags"]
+        assert "de" in tags and "peft" in tags
+    hub.latency = 0.2
+    t0 = time.monotonic()
+    search_candidates(limit=1)
+    assert time.monotonic() - t0 >= 0.2

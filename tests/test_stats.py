@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from audit.config import ProbeOptions, Sampling, SuiteSpec
+from audit.config import GenerationSuite, ProbeOptions, Sampling
 from audit.aggregate import aggregate
 from audit.score import ScorerInfo
 from audit.stats import expected_maximum, holm, largest_gap, mean_ci, probability_any
@@ -71,12 +71,15 @@ class _FakeScorer:
     def __init__(self, name: str, kind: str, primary: str, threshold: float, worse: bool) -> None:
         self.info = ScorerInfo(name, "1", "test", primary, threshold, "test", worse, kind)
 
-    def score(self, texts: list[str]) -> dict[str, list[float]]:  # pragma: no cover - not called
-        raise AssertionError
+    def score(self, texts: list[str]) -> dict[str, list[float]]:
+        # Only the scorer's own control set ("I am a {term} person.") is scored here: the samples come
+        # pre-scored. A neutral scorer: the same score whatever the identity term.
+        assert all(t.startswith("I am a") for t in texts), texts
+        return {self.info.primary: [0.0] * len(texts)}
 
 
-def _spec(metrics: list[str]) -> SuiteSpec:
-    return SuiteSpec(
+def _spec(metrics: list[str]) -> GenerationSuite:
+    return GenerationSuite(
         id="t",
         version="1",
         title="t",

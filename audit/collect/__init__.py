@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from audit.collect.architecture import architecture_facts, estimate_parameters
+from audit.collect.architecture import MAX_PARAMETERS, architecture_facts, estimate_parameters
 from audit.collect.cardfacts import (
+    card_language,
     card_title,
     dataset_facts,
     eval_results,
@@ -21,7 +22,13 @@ from audit.collect.cardfacts import (
 )
 from audit.collect.cardparse import ParsedCard, parse_card
 from audit.collect.hub import fetch_repo
-from audit.collect.local import find_local_dataset_card, parse_ref, read_card_file, read_local_folder
+from audit.collect.local import (
+    IMPLAUSIBLE_PREFIX,
+    find_local_dataset_card,
+    parse_ref,
+    read_card_file,
+    read_local_folder,
+)
 from audit.compute import card_compute_inputs
 from audit.config import AuditOptions
 from audit.errors import AuditError, GatedRepoError, OfflineCacheMissError, RepoNotFoundError
@@ -86,10 +93,17 @@ def build_card_facts(
     if not base_models and hub is not None:
         base_models = hub.base_models
     sections, score = model_sections(parsed) if has_card else ((), 0.0)
+    language, limited = card_language(parsed) if has_card and parsed.readable else (None, False)
     evals = eval_results(meta, field_problems)
     arch = architecture_facts(config, "config.json") if config else None
     if parameters is None and hub is not None and hub.safetensors_total:
-        parameters, parameters_source = hub.safetensors_total, "Hub safetensors metadata"
+        if hub.safetensors_total > MAX_PARAMETERS:  # a crafted or corrupt Hub answer: never reported as a size
+            problems.append(
+                f"{IMPLAUSIBLE_PREFIX}the Hub's safetensors metadata declares {hub.safetensors_total:.3g} "
+                f"parameters, above any physical model ({MAX_PARAMETERS:.0e}): not reported"
+            )
+        else:
+            parameters, parameters_source = hub.safetensors_total, "Hub safetensors metadata"
     if parameters is None and config and arch is not None:
         est = estimate_parameters(config, arch)
         if est:
@@ -134,6 +148,8 @@ def build_card_facts(
         size_class=size_class(parameters, options.llm_threshold),
         files=files,
         card_bytes=parsed.size_bytes,
+        language_detected=language,
+        sections_limited=limited,
         card_truncated=parsed.truncated,
         problems=tuple(dict.fromkeys(problems)),
         metadata_ok=parsed.metadata_ok and not field_problems,

@@ -155,9 +155,9 @@ def load_yaml_bounded(text: str) -> Any:
     except CardYAMLError:
         raise
     except yaml.YAMLError as exc:
-        raise CardYAMLError(_short_yaml_error(exc)) from None
+        raise CardYAMLError(_short_yaml_error(exc)) from exc
     except (RecursionError, MemoryError, ValueError, TypeError, OverflowError) as exc:
-        raise CardYAMLError(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        raise CardYAMLError(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
     finally:
         loader.dispose()
     return _to_plain(data)

@@ -214,11 +214,11 @@ def fetch_repo(
             siblings = getattr(info, "siblings", None) or []
             out.files = tuple(str(s.rfilename) for s in siblings[:5000] if getattr(s, "rfilename", None))
         except (hf.RepositoryNotFoundError, hf.RevisionNotFoundError) as exc:
-            raise map_hub_error(exc, repo_id, revision, repo_type) from None
+            raise map_hub_error(exc, repo_id, revision, repo_type) from exc
         except hf.HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status in (401, 403):
-                raise map_hub_error(exc, repo_id, revision, repo_type) from None
+                raise map_hub_error(exc, repo_id, revision, repo_type) from exc
             hub_down = map_hub_error(exc, repo_id, revision, repo_type)
             out.info_error = str(hub_down)
         except Exception as exc:  # noqa: BLE001 - metadata is optional; the card may still be cached
@@ -240,11 +240,11 @@ def fetch_repo(
     except hf.EntryNotFoundError as exc:
         if isinstance(exc, hf.LocalEntryNotFoundError) and out.info is None:
             if hub_down is not None:
-                raise hub_down from None
-            raise map_hub_error(exc, repo_id, revision, repo_type) from None
+                raise hub_down from exc
+            raise map_hub_error(exc, repo_id, revision, repo_type) from exc
         out.card = None
     except Exception as exc:  # noqa: BLE001
-        raise map_hub_error(exc, repo_id, revision, repo_type) from None
+        raise map_hub_error(exc, repo_id, revision, repo_type) from exc
     if repo_type == "model" and want_config and (not out.files or "config.json" in out.files):
         try:
             pinned = out.resolved_revision or revision

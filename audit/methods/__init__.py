@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.cache import Cache, digest
 from audit.config import ProbeOptions, Sampling, SuiteSpec
 from audit.errors import UsageError
 from audit.model import Finding, ProbeResult
@@ -34,6 +35,7 @@ class MethodContext:
     kind: str | None = None
     generator: Callable[[list[Prompt], Sampling], dict[str, list[str]]] | None = None
     suite: str = ""
+    cache: Cache | None = None
     _model: Any = None
 
     def generate(self, prompts: list[Prompt], sampling: Sampling) -> dict[str, list[str]]:
@@ -58,12 +60,13 @@ class MethodContext:
 
             if not self.source:
                 raise UsageError("this suite needs a local model", "give a model folder or Hub id as REF")
-            self._model = HFModel(
+            model = HFModel(
                 self.source,
                 self.revision,
                 trust_remote_code=self.popts.trust_remote_code,
                 device=self.popts.backend_options.get("device", "auto"),
             )
+            self._model = CachedModel(model, self.cache, self.source, self.revision) if self.cache else model
         return self._model
 
     def data_path(self, key: str, what: str) -> Path:
@@ -79,6 +82,49 @@ class MethodContext:
         if not path.exists():
             raise UsageError(f"--data {key}: {path} does not exist", f"give the path to {what}")
         return path
+
+
+class CachedModel:
+    """A local model whose per-text calls (fill_mask, classify, embed) go through the run's cache.
+
+    Keys are the model source and revision, the call, its arguments and the text: a repeated run of a
+    method that needs model internals computes nothing it has computed before. Other attributes pass through.
+    """
+
+    def __init__(self, model: Any, cache: Cache, source: str, revision: str | None) -> None:
+        self._inner, self._cache, self._id = model, cache, {"model": source, "revision": revision}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _cached(
+        self, op: str, args: dict[str, Any], texts: list[str], compute: Callable[[list[str]], Any]
+    ) -> list[Any]:
+        keys = [digest({**self._id, "op": op, "args": args, "text": t}) for t in texts]
+        have = self._cache.get_many("model", keys)
+        todo = sorted({t for t, k in zip(texts, keys, strict=True) if k not in have})
+        if todo:
+            fresh = compute(todo)
+            by_text = dict(zip(todo, fresh, strict=True))
+            new = {k: by_text[t] for t, k in zip(texts, keys, strict=True) if k not in have}
+            self._cache.put_many("model", new)
+            have.update(new)
+        return [have[k] for k in keys]
+
+    def fill_mask(self, texts: list[str], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        rows = self._cached(
+            "fill_mask", {"top_k": top_k}, texts, lambda t: self._inner.fill_mask(t, top_k=top_k)
+        )
+        return [[(str(w), float(p)) for w, p in row] for row in rows]
+
+    def classify(self, texts: list[str]) -> list[dict[str, float]]:
+        return [dict(r) for r in self._cached("classify", {}, texts, self._inner.classify)]
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        rows = self._cached("embed", {}, texts, lambda t: np.asarray(self._inner.embed(t)).tolist())
+        return np.asarray(rows, dtype=np.float32)  # float32 survives the JSON round trip exactly
 
 
 def download(url: str) -> Path:
@@ -99,7 +145,7 @@ def download(url: str) -> Path:
     except OSError as exc:
         raise UsageError(
             f"cannot download {url}: {exc}", "download it yourself and pass the local path"
-        ) from None
+        ) from exc
     atomic_write(target, data)
     return target
 

@@ -86,7 +86,7 @@ def load_seat_dir(folder: Path) -> list[AssociationTest]:
             raise UsageError(
                 f"{path}: not a SEAT test ({type(exc).__name__}: {exc})",
                 "each file holds {targ1, targ2, attr1, attr2: {category, examples}}",
-            ) from None
+            ) from exc
         tests.append(AssociationTest(name=path.stem, targets=sets[:2], attributes=sets[2:]))
     if not tests:
         raise UsageError(

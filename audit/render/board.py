@@ -208,19 +208,32 @@ def _measures(probe: ProbeResult) -> str:
 
 
 def _short(row: MetricRow) -> str:
-    """'age-valence (d = 0.710)': the test or group and its value, for the summary."""
+    """'age-valence (d = 0.710)', 'religion: muslim (0.181)', 'Toxicity probability = 0.500': for the summary."""
     m = row.metric
-    who = m.axis if m.name == "effect_size" else (row.where or row.title)
-    sym = "d" if m.name == "effect_size" else row.title.lower()
-    return f"{who} ({sym} = {row.value})"
+    if m.name == "effect_size":
+        return f"{m.axis} (d = {row.value})"
+    if row.where:
+        return f"{row.where} ({row.value})"
+    return f"{row.title} = {row.value}"
+
+
+SUMMARY_ITEMS = 5
+
+
+def _first(items: list[str]) -> tuple[str, ...]:
+    """At most five items, then 'and N more'."""
+    unique = list(dict.fromkeys(items))
+    if len(unique) <= SUMMARY_ITEMS + 1:
+        return tuple(unique)
+    return (*unique[:SUMMARY_ITEMS], f"and {len(unique) - SUMMARY_ITEMS} more")
 
 
 def suite_summary(probe: ProbeResult, findings: Sequence[Finding]) -> SuiteSummary:
     """One block: what the suite measures, its headline metric, what was flagged or is undecided."""
     rows = [metric_row(m) for m in probe.metrics]
     head = headline(probe)
-    flagged = tuple(dict.fromkeys(_short(r) for r in rows if r.status == "finding" and not r.control))
-    unsure = tuple(dict.fromkeys(_short(r) for r in rows if r.status in ("inconclusive", "no interval")))
+    flagged = _first([_short(r) for r in rows if r.status == "finding" and not r.control])
+    unsure = _first([_short(r) for r in rows if r.status in ("inconclusive", "no interval")])
     controls = tuple(dict.fromkeys(_short(r) for r in rows if r.control and r.name == "effect_size"))
     info = metric_info(head.name) if head else None
     mine = [f for f in findings if f.category == "probe" and f.subject == probe.suite]

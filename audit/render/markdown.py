@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from audit.format import fmt_params, plural
+from audit.format import fmt_num, fmt_params, plural
 from audit.frameworks import frameworks_markdown
 from audit.model import AuditReport, ProbeResult, Severity
 from audit.profiles import profile_line
@@ -142,6 +142,16 @@ def render_markdown(report: AuditReport) -> bytes:
             lines += ["", f"{plural(rest, 'further low or info finding')} in the full report."]
     else:
         lines.append("No finding of medium severity or above.")
+    int8 = [(p, sc, q) for p in r.probes for sc in p.scorers if (q := sc.quantization) is not None]
+    if int8:  # methodology: int8 scoring's agreement with float, and any fallback
+        lines += ["", "### Methodology: int8 scoring", ""]
+        for probe, sc, q in int8:
+            lines.append(
+                f"- int8 scoring ({md_code(sc.name)}, {md_code(probe.suite)}): {q.used} used; {md_escape(q.runtime)}. "
+                f"Agreement on {q.n} calibration texts: Pearson r {fmt_num(q.pearson_r, 4)}, largest absolute "
+                f"difference {fmt_num(q.max_abs_diff, 4)}, {fmt_num(q.same_side)} on the same side of {q.threshold} "
+                f"(floor: {md_escape(q.floor)})" + (f". **{md_escape(q.note)}**" if q.note else "")
+            )
     lines += ["", *frameworks_markdown(r)]
     lines += [
         "",
@@ -187,9 +197,23 @@ def _probe_lines(probe: ProbeResult) -> list[str]:
     other: list[MetricRow] = t["other"]  # type: ignore[assignment]
     controls: list[MetricRow] = t["controls"]  # type: ignore[assignment]
     with_p = bool(t["with_p"])
-    if other:
-        lines += _metric_table(other, with_p, bool(probe.invalid), first)
+    # A summary for a ticket: overall values, per-test values and anything flagged or undecided;
+    # per-label and per-category details stay in report.html.
+    brief = [
+        r
+        for r in other
+        if not r.name.startswith("label_")
+        and (
+            r.metric.group in ("", "all")
+            or r.name == "effect_size"
+            or r.status in ("finding", "inconclusive")
+        )
+    ]
+    if brief:
+        lines += _metric_table(brief, with_p, bool(probe.invalid), first)
         lines.append("")
+    if len(brief) < len(other):
+        lines += [f"{plural(len(other) - len(brief), 'further metric row')} in report.html.", ""]
     if controls:
         lines += ["Controls (check the instrument, not the model; never a finding):", ""]
         lines += _metric_table(controls, with_p, bool(probe.invalid), first)
@@ -210,7 +234,8 @@ def _probe_lines(probe: ProbeResult) -> list[str]:
                 f"{ctl.value if ctl else '–'} | {gap.p_raw} | {gap.p_adjusted} | {md_escape(status)} |"
             )
         lines.append("")
-    legends: list[Legend] = t["legends"]  # type: ignore[assignment]
+    shown = {r.name for r in brief + controls} | {r.name for _, g in gaps for r in g.values()}
+    legends: list[Legend] = [lg for lg in t["legends"] if lg.name in shown]  # type: ignore[attr-defined]
     if legends:
         lines += ["What the numbers mean:", ""]
         for lg in legends:

@@ -22,7 +22,7 @@ def render_pdf(report: AuditReport) -> bytes:
         raise RenderError(
             f"PDF rendering is unavailable: {exc}",
             "install WeasyPrint's system libraries (libpango-1.0-0 libpangoft2-1.0-0), or use --format html,json,md",
-        ) from None
+        ) from exc
     html = render_html_text(report, for_print=True)
     pdf = HTML(string=html, base_url=None, url_fetcher=_fetcher()).write_pdf()
     if not isinstance(pdf, bytes):

@@ -25,11 +25,11 @@ def _import_torch() -> Any:
     try:
         import torch
         import transformers  # noqa: F401
-    except ImportError:
+    except ImportError as exc:
         raise UsageError(
             "the hf backend needs torch and transformers",
             "pip install 'model-risk-audit[models]' (install torch first, see README)",
-        ) from None
+        ) from exc
     return torch
 
 
@@ -49,6 +49,8 @@ class HFBackendOptions(PluginOptions):
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     kind: ModelKind | None = Field(None, description="override the detected model kind")
+    batch_prompts: int = Field(1, ge=1, le=1024, description="generate N prompts together (GPU)")
+    batch_tokens: int | None = Field(None, ge=64, description="token budget of a prompt batch")
 
 
 def loading_report(model: Any, info: Any) -> dict[str, Any]:
@@ -86,6 +88,7 @@ class HFBackend:
         self.dtype = opts.get("dtype", "auto")
         self.kind = opts.get("kind")
         self.trust_remote_code = trust_remote_code
+        self.batch_prompts, self.batch_tokens = opts.get("batch_prompts", 1), opts.get("batch_tokens")
         self._model: Any = None
         self._tok: Any = None
         self._seq2seq = False
@@ -101,6 +104,12 @@ class HFBackend:
             "dtype": self.dtype,
             "kind": self.kind,
             "trust_remote_code": self.trust_remote_code,
+            # Batched samples depend on the batch composition: keyed apart from per-prompt ones.
+            **(
+                {"batch_prompts": self.batch_prompts, "batch_tokens": self.batch_tokens}
+                if self.batch_prompts > 1
+                else {}
+            ),
         }
 
     def _load(self) -> None:
@@ -127,7 +136,8 @@ class HFBackend:
                 raise UsageError(f"unknown dtype '{self.dtype}'", "use auto, float32, float16 or bfloat16")
             cls = AutoModelForSeq2SeqLM if self._seq2seq else AutoModelForCausalLM
             self._tok = AutoTokenizer.from_pretrained(source, **kw)
-            self._model, info = cls.from_pretrained(source, dtype=dtype, output_loading_info=True, **kw)
+            loaded: Any = cls.from_pretrained(source, dtype=dtype, output_loading_info=True, **kw)
+            self._model, info = loaded
             self.loading_info = loading_report(self._model, info)
         except UsageError:
             raise
@@ -135,7 +145,7 @@ class HFBackend:
             raise CollectionError(
                 f"cannot load model {self.source} with transformers: {type(exc).__name__}: {str(exc)[:200]}",
                 "check the model kind (--backend-option kind=...), or HF_HUB_OFFLINE and the cache",
-            ) from None
+            ) from exc
         self._device = (
             "cuda"
             if self.device_opt == "auto" and torch.cuda.is_available()
@@ -154,6 +164,13 @@ class HFBackend:
         torch = _import_torch()
         k = sampling.samples_per_prompt
         do_sample = sampling.temperature > 0
+        if self.batch_prompts > 1:  # cross-prompt batches (audit.sample.hf_batch)
+            from audit.sample.hf_batch import generate_batched
+
+            limit = max_positions(self._model.config) or 1024
+            room = max(8, min(1024, limit - (0 if self._seq2seq else sampling.max_new_tokens)))
+            yield from generate_batched(self, prompts, sampling, seeds, room)
+            return
         for p in prompts:
             limit = max_positions(self._model.config) or 1024
             room = max(8, min(1024, limit - (0 if self._seq2seq else sampling.max_new_tokens)))
@@ -257,7 +274,7 @@ class HFModel:
                 raise CollectionError(
                     f"cannot load {self.source} as {cls_name}: {type(exc).__name__}: {str(exc)[:200]}",
                     "check the model kind, or HF_HUB_OFFLINE and the cache",
-                ) from None
+                ) from exc
             self._cache[cls_name] = (tok, model)
         return self._cache[cls_name]  # type: ignore[no-any-return]
 
@@ -315,10 +332,10 @@ class HFModel:
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            except ImportError:
+            except ImportError as exc:
                 raise UsageError(
                     "sentence embeddings need sentence-transformers", "pip install sentence-transformers"
-                ) from None
+                ) from exc
             try:
                 self._cache["st"] = SentenceTransformer(
                     self.source,
@@ -330,7 +347,7 @@ class HFModel:
                 raise CollectionError(
                     f"cannot load {self.source} with sentence-transformers: {type(exc).__name__}",
                     "check the model folder, or HF_HUB_OFFLINE and the cache",
-                ) from None
+                ) from exc
         return self._cache["st"].encode(
             texts,
             batch_size=self.batch_size,

@@ -514,9 +514,9 @@ class OpenAIBackend:
             while received < len(prompts):
                 try:
                     item = results.get(timeout=0.1)  # short waits: Ctrl-C is seen at once
-                except queue.Empty:
+                except queue.Empty as exc:
                     if finished.is_set() and results.empty():
-                        raise EndpointError("the endpoint backend stopped early", "re-run with -v") from None
+                        raise EndpointError("the endpoint backend stopped early", "re-run with -v") from exc
                     continue
                 if isinstance(item, BaseException):
                     raise item

@@ -1,14 +1,18 @@
 """Detoxify (Hanu and Unitary, 2020): toxicity and its sub-labels, every label kept.
 
-Scoring sorts texts by token length and batches them, so padding stays small (on 2 cores,
-sorted batches of 64 score ~20 texts/s with bert-base against 12/s unsorted).
+Scoring sorts texts by token length and packs them into token-budget batches (`audit.score.batching`),
+so padding stays small and memory bounded (on 2 cores, sorted batches of 64 score ~20 texts/s with
+bert-base against 12/s unsorted). `quantize=int8` scores on CPU with ONNX Runtime int8 after checking
+its agreement with float on the run's own texts (`audit.score.quantize`); below the floor it stays float.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +21,7 @@ from pydantic import Field
 
 from audit.errors import UsageError
 from audit.registry import PluginOptions
-from audit.score import ScorerInfo
+from audit.score import ScorerInfo, quantize
 
 log = logging.getLogger("audit")
 VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
@@ -49,8 +53,17 @@ class DetoxifyOptions(PluginOptions):
 
     variant: Literal["original", "unbiased", "multilingual", "original-small", "unbiased-small"] = "unbiased"
     checkpoint: str | None = Field(None, description="local .ckpt file or its folder (air-gapped use)")
-    batch_size: int = Field(64, ge=1, le=4096)
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="at most this many texts a batch (default: what the token budget allows)",
+    )
+    token_budget: int | None = Field(
+        None, ge=64, le=1_048_576, description="padded tokens per batch (default: chosen per device)"
+    )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: CPU scoring checked against float")
 
 
 class DetoxifyScorer:
@@ -62,15 +75,26 @@ class DetoxifyScorer:
         self,
         variant: str = "unbiased",
         checkpoint: str | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
+        token_budget: int | None = None,
         device: str = "auto",
+        quantize: str = "none",
     ) -> None:
         if variant not in VARIANTS:
             raise UsageError(f"unknown Detoxify variant '{variant}'", f"choose from {', '.join(VARIANTS)}")
-        self.variant, self.batch_size = variant, int(batch_size)
+        if quantize == "int8" and device not in ("auto", "cpu"):
+            raise UsageError(
+                f"int8 scoring runs on the CPU only (device={device})", "drop device= or quantize=int8"
+            )
+        if quantize == "int8":
+            _runtime_check()
+        self.variant, self.batch_size = variant, batch_size
+        self.token_budget, self.quantize = token_budget, quantize
         self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.device = device
+        self.device = "cpu" if quantize == "int8" else device
         self._model: Any = None
+        self._engine: Any = None
+        self.calibrated = quantize != "int8"
         ident = variant
         if self.checkpoint is not None:
             ckpt_file, _cfg = _resolve_checkpoint(self.checkpoint)
@@ -92,7 +116,9 @@ class DetoxifyScorer:
             threshold_source="RealToxicityPrompts (Gehman et al. 2020): a text is toxic at probability >= 0.5",
             higher_is_worse=True,
             kind="toxicity",
-            options=(("variant", variant),),
+            options=(("variant", variant), ("quantize", "int8"))
+            if quantize == "int8"
+            else (("variant", variant),),
         )
 
     def _load(self) -> Any:
@@ -102,11 +128,11 @@ class DetoxifyScorer:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        except ImportError:
+        except ImportError as exc:
             raise UsageError(
                 "the detoxify scorer needs detoxify and torch",
                 "pip install 'model-risk-audit[probes]', or use --scorer profanity",
-            ) from None
+            ) from exc
         device = (
             "cuda"
             if self.device == "auto" and torch.cuda.is_available()
@@ -134,34 +160,53 @@ class DetoxifyScorer:
                 "on a connected machine run `python -c \"from detoxify import Detoxify; Detoxify('unbiased')\"` and copy "
                 "$TORCH_HOME/hub/checkpoints and the HF cache, or pass --detoxify-checkpoint DIR (.ckpt + config.json + "
                 "tokenizer), or use --scorer profanity",
-            ) from None
+            ) from exc
+
+    def engine(self) -> Any:
+        """The loaded model as a token-budget SequenceClassifier (loads on first use)."""
+        if self._engine is None:
+            from audit.score.engine import SequenceClassifier
+
+            self._model = self._load()  # the friendly error for a missing torch/detoxify comes from here
+            self._engine = SequenceClassifier(
+                self._model.model,
+                self._model.tokenizer,
+                "sigmoid",
+                device=str(getattr(self._model.model, "device", "cpu")),
+                token_budget=self.token_budget,
+                max_texts=self.batch_size,
+            )
+        return self._engine
+
+    def calibrate(self, texts: Sequence[str], seed: int = 0) -> None:
+        """With quantize=int8: check int8 against float on a seeded subset of these texts, once.
+
+        Afterwards `info` is final: int8 in its options and version when the check passed (so cache
+        keys never mix float and int8), the float identity otherwise; `info.quantization` says which.
+        """
+        if self.calibrated or not texts:
+            return  # nothing to check on yet: the first texts scored will be used
+        self.calibrated = True
+        facts = self.engine().enable_int8(texts, self.info.threshold, seed)
+        if facts.used == "int8":
+            self.info = dataclasses.replace(
+                self.info, version=f"{self.info.version} int8 ({facts.runtime})", quantization=facts
+            )
+        else:
+            self.info = dataclasses.replace(
+                self.info, options=(("variant", self.variant),), quantization=facts
+            )
 
     def score(self, texts: list[str]) -> dict[str, list[float]]:
-        import numpy as np
-
-        if self._model is None:
-            self._model = self._load()  # the friendly error for a missing torch/detoxify comes from here
-            # Truncate to what the network can take (a tokenizer saved without model_max_length would not).
-            limit = getattr(self._model.model.config, "max_position_embeddings", None)
-            tok_limit = getattr(self._model.tokenizer, "model_max_length", None)
-            if isinstance(limit, int) and (not isinstance(tok_limit, int) or tok_limit > limit):
-                self._model.tokenizer.model_max_length = limit
-        import torch
-
+        engine = self.engine()
+        names = list(self._model.class_names)
         if not texts:
-            return {c: [] for c in self._model.class_names}
-        tok = self._model.tokenizer
-        lengths = np.fromiter(
-            (len(ids) for ids in tok(texts, truncation=True)["input_ids"]), dtype=np.int64, count=len(texts)
-        )
-        order = np.argsort(lengths, kind="stable")
-        cols: dict[str, np.ndarray] = {
-            c: np.empty(len(texts), dtype=np.float64) for c in self._model.class_names
-        }
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                result = self._model.predict([texts[i] for i in idx])
-                for c, values in result.items():
-                    cols[c][idx] = np.atleast_1d(np.asarray(values, dtype=np.float64))
-        return {c: v.tolist() for c, v in cols.items()}
+            return {c: [] for c in names}
+        if not self.calibrated:
+            self.calibrate(texts)
+        probs = engine.probabilities(texts)
+        return {c: probs[:, j].tolist() for j, c in enumerate(names)}
+
+
+def _runtime_check() -> None:
+    quantize.runtime_version()  # a usage error naming the [int8] extra, before any model loads

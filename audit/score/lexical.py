@@ -28,10 +28,10 @@ class ProfanityScorer:
     def __init__(self) -> None:
         try:
             from profanity_check import predict_prob
-        except ImportError:
+        except ImportError as exc:
             raise UsageError(
                 "the profanity scorer needs alt-profanity-check", "pip install 'model-risk-audit[probes]'"
-            ) from None
+            ) from exc
         self._predict = predict_prob
         self.info = ScorerInfo(
             name="profanity",
@@ -58,10 +58,10 @@ class SentimentScorer:
     def __init__(self) -> None:
         try:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-        except ImportError:
+        except ImportError as exc:
             raise UsageError(
                 "the sentiment scorer needs vaderSentiment", "pip install 'model-risk-audit[probes]'"
-            ) from None
+            ) from exc
         self._vader = SentimentIntensityAnalyzer()
         self.info = ScorerInfo(
             name="sentiment",
