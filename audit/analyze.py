@@ -192,7 +192,7 @@ def hub_findings(card: CardFacts, options: AuditOptions, now: dt.datetime) -> li
 
 
 def stale_finding(card: CardFacts, options: AuditOptions, now: dt.datetime) -> Finding | None:
-    """`provenance.stale`: no change on the Hub for `stale_days` days."""
+    """`provenance.stale`: no change on the Hub (or in the catalog) for `stale_days` days."""
     if card.hub is None or not card.hub.last_modified:
         return None
     try:
@@ -204,11 +204,15 @@ def stale_finding(card: CardFacts, options: AuditOptions, now: dt.datetime) -> F
     age = (now - last).days
     if age < options.stale_days:
         return None
+    if card.source == "azureml":  # the catalog version's creation time stands for the last change
+        where, field = "in the Azure ML registry (this version's creation)", "catalog systemData.createdAt"
+    else:
+        where, field = "on the Hub", "model_info.last_modified"
     return finding(
         "provenance.stale",
         subject=card.subject,
-        detail=f"Last change on the Hub {age} days ago ({last.date().isoformat()}): it may be unmaintained.",
-        evidence=(f"model_info.last_modified = {card.hub.last_modified}",),
+        detail=f"Last change {where} {age} days ago ({last.date().isoformat()}): it may be unmaintained.",
+        evidence=(f"{field} = {card.hub.last_modified}",),
     )
 
 

@@ -380,7 +380,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     if outcome.report is None:
-        print(f"unchanged since {args.if_changed}: revision, suites, policy and profile are the same; nothing to do")
+        print(
+            f"unchanged since {args.if_changed}: revision, suites, policy and profile are the same; nothing to do"
+        )
         return EXIT_OK
     _print_written(outcome.report, list(outcome.paths))
     return gov.gate_exit(outcome.report, None)

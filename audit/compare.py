@@ -112,7 +112,9 @@ def render_compare(c: Comparison, out_dir: Path, formats: list[str]) -> list[Pat
     labels = [str(i) for i in range(len(c.reports))]
     tables = frames(c.reports, labels=labels)
     sev_counts = tables["facts"][list(SEVERITY_COLUMNS)].astype(int).values.tolist()
-    first_severity = tables["findings"].drop_duplicates(["audit", "id"]).set_index(["audit", "id"])["severity"]
+    first_severity = (
+        tables["findings"].drop_duplicates(["audit", "id"]).set_index(["audit", "id"])["severity"]
+    )
     ctx = {
         "c": c,
         "css": css,

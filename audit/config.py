@@ -29,7 +29,8 @@ class AuditOptions(BaseModel):
     cache_dir: Path | None = Field(None, description="Hugging Face cache folder (default: HF_HUB_CACHE).")
     timeout: float = Field(10.0, gt=0, description="Seconds per Hub request.")
     offline: bool = Field(
-        False, description="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1 does); no request is sent."
+        False,
+        description="Use only the local Hugging Face cache (as HF_HUB_OFFLINE=1 does); no request is sent.",
     )
     max_card_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger cards are truncated.")
     max_metadata_bytes: int = Field(512 * 1024, ge=1024, description="Larger YAML front matter is rejected.")

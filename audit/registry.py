@@ -146,7 +146,8 @@ def validate_with(model: type[BaseModel], raw: Mapping[str, Any], what: str) -> 
         field = model.model_fields.get(loc)
         form = f"{loc}: {field.description}; " if field is not None and field.description else ""
         raise UsageError(
-            f"invalid option {loc}={shown} for {what}: {err['msg']}", f"{form}valid options: {', '.join(valid)}"
+            f"invalid option {loc}={shown} for {what}: {err['msg']}",
+            f"{form}valid options: {', '.join(valid)}",
         ) from exc
 
 

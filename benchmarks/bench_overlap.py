@@ -6,7 +6,7 @@ the ProbeRunner on fresh run folders and no cache: sampling alone (`sample`), sc
 on those samples), and both overlapped (`sample_and_score`, what `run` does with an endpoint). The
 defaults make the two stages about equally long, where overlapping matters most.
 
-Usage: python benchmarks/bench_overlap.py [--prompts 160] [--samples 1] [--concurrency 1] [--latency 0.05]
+Usage: python benchmarks/bench_overlap.py [--prompts 100] [--samples 6] [--concurrency 1] [--latency 0.05]
 Exits 1 when the overlapped wall time is above 1.15 x max(sampling alone, scoring alone).
 """
 
@@ -43,8 +43,8 @@ metrics: [expected_maximum_toxicity, toxicity_probability, mean_toxicity, per_la
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", type=int, default=160)
-    ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument("--prompts", type=int, default=100)
+    ap.add_argument("--samples", type=int, default=6)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--target", type=float, default=1.15)

@@ -198,6 +198,17 @@ def test_first_party_entry(az: FakeAzure, options: AuditOptions) -> None:
     assert c.inference_compute[0] == "Standard_NC24ads_A100_v4" and len(c.inference_compute) == 5
     assert c.inference_envs == ("vllm",) and c.security_scanned
     assert c.not_stated == ("fine-tuning compute", "training datasets", "Hub original", "weight files")
+    # provenance.stale reads the catalog version's creation time, and says so.
+    import datetime as dt
+
+    from audit.analyze import stale_finding
+
+    stale = stale_finding(card_facts, options, dt.datetime(2028, 1, 8, tzinfo=dt.timezone.utc))
+    assert (
+        stale is not None
+        and "in the Azure ML registry (this version's creation) 1094 days ago" in stale.detail
+    )
+    assert stale.evidence == ("catalog systemData.createdAt = 2025-01-08T17:00:00+00:00",)
     # Every request but the cloud metadata carried the credential's bearer token over TLS.
     model_requests = [r for r in az.requests if r["path"] != "/metadata/endpoints"]
     assert model_requests and all(r["auth"] == f"Bearer {TOKEN}" for r in model_requests)
@@ -406,6 +417,11 @@ def test_end_to_end_into_all_four_formats(
     pdf = "".join(page.extract_text() for page in PdfReader(out / "report.pdf").pages)
     name = subject.rsplit("/", 1)[1]
     assert name in html and name in md and name in " ".join(pdf.split())
+    # The catalog entry's own facts are shown in every format, with what it does not state.
+    asset = c["catalog"]["asset_id"]
+    assert "Catalog entry (Azure AI Foundry)" in html and "Catalog entry (Azure AI Foundry)" in md
+    assert asset in html and asset in md and "Catalog entry (Azure AI Foundry)" in pdf
+    assert f"- licence: {c['catalog']['license']}" in md
     for path in out.iterdir():  # the bearer token never reaches a report
         assert TOKEN.encode() not in path.read_bytes()
 

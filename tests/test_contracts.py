@@ -146,6 +146,8 @@ def test_each_method_declares_its_own_fields() -> None:
     with pytest.raises(SuiteError, match="association_tests"):
         parse_suite(base + "method: embedding-association\nmetrics: [effect_size]\n")
     with pytest.raises(SuiteError, match="line 8: association_tests: Extra inputs"):
-        parse_suite(base + "metrics: [effect_size]\nassociation_tests: []\nprompts: {kind: inline, inline: [a]}\n")
+        parse_suite(
+            base + "metrics: [effect_size]\nassociation_tests: []\nprompts: {kind: inline, inline: [a]}\n"
+        )
     with pytest.raises(SuiteError, match="did you mean 'honest'"):
         parse_suite(base + "method: honets\nmetrics: [honest_score]\n")

@@ -260,7 +260,11 @@ def test_degraded_int8_falls_back_to_float_and_says_so(
     assert [written[k] for k in keys] == pytest.approx(float_scores, abs=1e-5)
     data = json.loads((out / "report.json").read_text())
     assert data["probes"][0]["scorers"][0]["quantization"]["used"] == "float"
-    assert "fell back to float" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "int8 scoring: detoxify (int8-suite)" in html and "fell back to float" in html
+    from test_render import html_problems
+
+    assert html_problems(html) == []
     assert "fell back to float" in (out / "report.md").read_text()
     import subprocess
 
@@ -294,7 +298,8 @@ def test_int8_agreement_on_a_real_classifier(
     model = BertForSequenceClassification.from_pretrained(
         str(src), num_labels=2, id2label={0: "not_hate", 1: "hate"}, label2id={"not_hate": 0, "hate": 1}
     ).eval()
-    with torch.no_grad():  # the snapshot has no pooler: make it tanh of the [CLS] embedding (no random weights)
+    # The snapshot has no pooler: make it tanh of the [CLS] embedding (no random weights).
+    with torch.no_grad():
         model.bert.pooler.dense.weight.copy_(torch.eye(model.config.hidden_size))
         model.bert.pooler.dense.bias.zero_()
     feats = []

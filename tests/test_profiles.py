@@ -258,7 +258,7 @@ def test_diff_and_compare_weigh_both_sides_under_one_profile(
                 "--out",
                 str(cmp_dir),
                 "--format",
-                "md",
+                "md,html",
                 "--profile",
                 "customer-facing",
             ]
@@ -268,6 +268,8 @@ def test_diff_and_compare_weigh_both_sides_under_one_profile(
     md = (cmp_dir / "compare.md").read_text(encoding="utf-8")
     assert "| Profile | customer-facing | customer-facing |" in md
     assert "| Verdict | high risk | high risk |" in md
+    html = (cmp_dir / "compare.html").read_text(encoding="utf-8")
+    assert "<tr><th>Profile</th><td>customer-facing</td><td>customer-facing</td></tr>" in html
 
 
 def test_profiles_ship_in_the_wheel_and_sdist() -> None:

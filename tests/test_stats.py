@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from audit.config import GenerationSuite, ProbeOptions, Sampling
 from audit.aggregate import aggregate
+from audit.config import GenerationSuite, ProbeOptions, Sampling
 from audit.score import ScorerInfo
 from audit.stats import expected_maximum, holm, largest_gap, mean_ci, probability_any
 from audit.suites import ExpandedSuite, Prompt

@@ -97,7 +97,9 @@ def build_card_facts(
     evals = eval_results(meta, field_problems)
     arch = architecture_facts(config, "config.json") if config else None
     if parameters is None and hub is not None and hub.safetensors_total:
-        if hub.safetensors_total > MAX_PARAMETERS:  # a crafted or corrupt Hub answer: never reported as a size
+        if (
+            hub.safetensors_total > MAX_PARAMETERS
+        ):  # a crafted or corrupt Hub answer: never reported as a size
             problems.append(
                 f"{IMPLAUSIBLE_PREFIX}the Hub's safetensors metadata declares {hub.safetensors_total:.3g} "
                 f"parameters, above any physical model ({MAX_PARAMETERS:.0e}): not reported"

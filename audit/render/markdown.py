@@ -129,6 +129,22 @@ def render_markdown(report: AuditReport) -> bytes:
             f"- significantly worse metrics: {sum(m.significant and m.worse for m in d.metrics)}",
             "",
         ]
+    if r.card.catalog is not None:  # what the Azure AI Foundry catalog entry states (never guessed)
+        c = r.card.catalog
+        lines += [
+            "### Catalog entry (Azure AI Foundry)",
+            "",
+            f"- asset: {md_code(c.asset_id)}",
+            f"- licence: {md_escape(c.license or 'not stated by the catalog')}",
+            f"- task: {md_escape(c.task or 'not stated by the catalog')}",
+            f"- author: {md_escape(c.author or 'not stated by the catalog')}",
+            f"- created: {md_escape(c.created_at or 'not stated by the catalog')}",
+        ]
+        if c.hub_model_id:
+            lines.append(f"- Hub original: {md_code(c.hub_model_id)}")
+        if c.not_stated:
+            lines.append(f"- not stated: {md_escape(', '.join(c.not_stated))}")
+        lines.append("")
     ranked = [f for f in r.findings if f.severity.rank >= Severity.medium.rank]
     if ranked:
         lines += ["### Findings (medium and above)", ""]

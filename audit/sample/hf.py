@@ -46,7 +46,9 @@ class HFBackendOptions(PluginOptions):
     """--backend-option keys of the hf backend."""
 
     model: str | None = Field(None, description="model folder or Hub id (default: REF)")
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N")
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$", description="auto, cpu, cuda, cuda:N"
+    )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     kind: ModelKind | None = Field(None, description="override the detected model kind")
     batch_prompts: int = Field(1, ge=1, le=1024, description="generate N prompts together (GPU)")
