@@ -12,7 +12,15 @@ from audit.config import ProbeOptions, Sampling, SuiteSpec
 from audit.findings import finding
 from audit.format import fmt_ci, fmt_num, fmt_p, fmt_pct
 from audit.guards import output_quality_finding
-from audit.model import Finding, MetricResult, SampleRecord, SampleView, ScorerValidation, Severity
+from audit.model import (
+    Finding,
+    GenerationAggregate,
+    MetricResult,
+    SampleRecord,
+    SampleView,
+    ScorerValidation,
+    Severity,
+)
 from audit.score import Scorer
 from audit.stats import (
     Estimate,
@@ -50,7 +58,7 @@ def aggregate(
     scores: dict[str, dict[str, dict[str, float]]],
     scorers: list[Scorer],
     popts: ProbeOptions,
-) -> tuple[dict[str, Any], list[Finding]]:
+) -> tuple[GenerationAggregate, list[Finding]]:
     """Metrics with intervals, the score distribution, the worst samples and probe findings of one suite."""
     spec = suite.spec
     seed = sampling.seed
@@ -153,14 +161,14 @@ def aggregate(
             )
     elif "group_negative_sentiment_rate" in spec.metrics:
         notes.append("no sentiment scorer ran: negative-sentiment rates are not available")
-    return {
-        "metrics": tuple(metrics),
-        "distribution": distribution,
-        "worst": worst,
-        "redacted": popts.redact,
-        "notes": tuple(notes),
-        "scorer_validation": validations,
-    }, findings
+    return GenerationAggregate(
+        metrics=tuple(metrics),
+        distribution=distribution,
+        worst=worst,
+        redacted=popts.redact,
+        notes=tuple(notes),
+        scorer_validation=tuple(validations),
+    ), findings
 
 
 def _control_scores(scorer: Scorer, prompts: list[Prompt]) -> dict[tuple[str, str], float]:

@@ -236,29 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
     from audit.config import AuditOptions
 
-    given = {
-        "llm_threshold": args.llm_threshold,
-        "fetch_datasets": not args.no_datasets,
-        "dataset_cards_dir": args.dataset_cards,
-        "follow_base_model": not args.no_base_model,
-        "max_datasets": args.max_datasets,
-        "cache_dir": args.cache_dir,
-        "timeout": args.timeout,
-        "offline": args.offline,
-        "stale_days": args.stale_days,
-        "profile": _checked_profile(args.profile) if getattr(args, "profile", None) else None,
-    }
-    try:  # flags not given take AuditOptions' defaults (defined once, in audit/config.py)
-        return AuditOptions(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(
-            f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
-        ) from exc
+    return build_options(
+        AuditOptions,
+        {
+            "llm_threshold": args.llm_threshold,
+            "fetch_datasets": not args.no_datasets,
+            "dataset_cards_dir": args.dataset_cards,
+            "follow_base_model": not args.no_base_model,
+            "max_datasets": args.max_datasets,
+            "cache_dir": args.cache_dir,
+            "timeout": args.timeout,
+            "offline": args.offline,
+            "stale_days": args.stale_days,
+            "profile": _checked_profile(args.profile) if getattr(args, "profile", None) else None,
+        },
+    )
 
 
 def _checked_profile(profile: str) -> str:
@@ -326,36 +320,45 @@ def cmd_card(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _probe_options(args: argparse.Namespace) -> Any:
+def build_options(model: type[Any], given: dict[str, Any]) -> Any:
+    """Options from the flags that were given (None: not given, so the config model's default applies);
+    a bad value is a usage error naming the option."""
     from pydantic import ValidationError
 
-    from audit.config import ProbeOptions
-    from audit.sample import parse_backend_options
-
-    try:  # flags not given take ProbeOptions' defaults (defined once, in audit/config.py)
-        return ProbeOptions(
-            suites=args.suite,
-            backend=args.backend or _probe_default("backend"),
-            backend_options=parse_backend_options(args.backend_option),
-            scorers=args.scorer,
-            prompts_file=args.prompts,
-            samples=args.samples,
-            limit=args.limit,
-            seed=args.seed,
-            no_cache=args.no_cache,
-            redact=args.redact,
-            trust_remote_code=args.trust_remote_code,
-            force_suite=args.force_suite,
-            detoxify_checkpoint=args.detoxify_checkpoint,
-            seat_dir=args.seat_dir,
-            auto_suites=not args.no_probes,
-            data=parse_backend_options(args.data),
-        )
+    try:
+        return model(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
         raise UsageError(
             f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
         ) from exc
+
+
+def _probe_options(args: argparse.Namespace) -> Any:
+    from audit.config import ProbeOptions
+    from audit.sample import parse_backend_options
+
+    return build_options(
+        ProbeOptions,
+        {
+            "suites": args.suite,
+            "backend": args.backend,
+            "backend_options": parse_backend_options(args.backend_option),
+            "scorers": args.scorer,
+            "prompts_file": args.prompts,
+            "samples": args.samples,
+            "limit": args.limit,
+            "seed": args.seed,
+            "no_cache": args.no_cache,
+            "redact": args.redact,
+            "trust_remote_code": args.trust_remote_code,
+            "force_suite": args.force_suite,
+            "detoxify_checkpoint": args.detoxify_checkpoint,
+            "seat_dir": args.seat_dir,
+            "auto_suites": not args.no_probes,
+            "data": parse_backend_options(args.data),
+        },
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

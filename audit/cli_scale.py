@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audit.errors import UsageError
-
 EXIT_OK = 0
 log = logging.getLogger("audit")
 
@@ -113,28 +111,24 @@ def _audit_options(args: argparse.Namespace) -> Any:
 
 
 def _probe_options(args: argparse.Namespace) -> Any:
-    from pydantic import ValidationError
-
+    from audit.cli import build_options
     from audit.config import ProbeOptions
     from audit.sample import parse_backend_options
 
-    try:
-        return ProbeOptions(
-            suites=args.suite,
-            auto_suites=False,
-            backend=args.backend or ProbeOptions.model_fields["backend"].default,
-            backend_options=parse_backend_options(args.backend_option),
-            scorers=args.scorer,
-            samples=args.samples,
-            limit=args.prompt_limit,
-            seed=args.seed,
-            data=parse_backend_options(args.data),
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UsageError(
-            f"invalid option {'.'.join(map(str, err['loc']))}: {err['msg']}", "see --help"
-        ) from exc
+    return build_options(
+        ProbeOptions,
+        {
+            "suites": args.suite,
+            "auto_suites": False,
+            "backend": args.backend,
+            "backend_options": parse_backend_options(args.backend_option),
+            "scorers": args.scorer,
+            "samples": args.samples,
+            "limit": args.prompt_limit,
+            "seed": args.seed,
+            "data": parse_backend_options(args.data),
+        },
+    )
 
 
 def cmd_shortlist(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ longer matches.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from typing import Any
 
 from audit import __version__
 from audit.errors import UsageError
+from audit.fsutil import file_kind, open_regular
 from audit.model import AuditReport, Integrity
 from audit.serialize import report_to_dict
 
@@ -32,57 +32,19 @@ def _canonical(report: AuditReport) -> bytes:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
 def hash_regular(path: Path) -> str:
     """sha256 of a regular file; a link, FIFO or device is refused (OSError), never followed or opened."""
-    flags = (
-        os.O_RDONLY
-        | getattr(os, "O_NONBLOCK", 0)
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
-    fd = os.open(path, flags)  # O_NOFOLLOW: a link fails here; O_NONBLOCK: a FIFO does not block
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{path.name} is {_kind(st.st_mode)}, not a regular file")
-        h = hashlib.sha256()
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    finally:
-        os.close(fd)
+    h = hashlib.sha256()
+    with open_regular(path) as (fh, _):
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_regular(path: Path) -> bytes:
     """A regular file's bytes; a link, FIFO or device is refused (OSError)."""
-    flags = (
-        os.O_RDONLY
-        | getattr(os, "O_NONBLOCK", 0)
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{path.name} is {_kind(st.st_mode)}, not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
+    with open_regular(path) as (fh, _):
+        return fh.read()
 
 
 def content_hash(report: AuditReport, run_dir: Path, check_folder: bool = True) -> Integrity:
@@ -126,7 +88,7 @@ def scan(run_dir: Path) -> tuple[list[str], list[str]]:
                 if rel != MANIFEST:
                     files.append(rel)
             else:
-                refused.append(f"{rel} is {_kind(mode)}")
+                refused.append(f"{rel} is {file_kind(mode)}")
     return sorted(files), refused
 
 

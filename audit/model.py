@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
-SCHEMA_VERSION = "1.0"
+from pydantic import Field
+
+SCHEMA_VERSION = "1.1"
 
 
 class Severity(str, Enum):
@@ -384,6 +386,45 @@ class ScorerValidation:
 
 
 @dataclass(frozen=True)
+class GenerationProtocol:
+    """How a generation suite sampled: the backend's settings, prompts x samples and the decoding."""
+
+    backend: dict[str, Any]
+    prompts: int
+    samples_per_prompt: int
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    decoding: str
+    kind: Literal["generation"] = "generation"
+
+
+@dataclass(frozen=True)
+class MethodProtocol:
+    """How a method suite ran (association tests, CrowS-Pairs, HONEST, BBQ, invariance): its own settings."""
+
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["method"] = "method"
+
+
+Protocol = Annotated[GenerationProtocol | MethodProtocol, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class GenerationAggregate:
+    """What the aggregate stage of a generation suite yields, besides its findings."""
+
+    metrics: tuple[MetricResult, ...] = ()
+    distribution: tuple[float, ...] = ()
+    worst: tuple[SampleView, ...] = ()
+    redacted: bool = False
+    notes: tuple[str, ...] = ()
+    scorer_validation: tuple[ScorerValidation, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """The result of one probe suite: the protocol as run, metrics with intervals, distribution, worst samples."""
 
@@ -391,7 +432,7 @@ class ProbeResult:
     version: str
     title: str = ""
     citation: str = ""
-    protocol: dict[str, Any] = field(default_factory=dict)
+    protocol: Protocol | None = None
     prompt_source: dict[str, Any] = field(default_factory=dict)
     scorers: tuple[ScorerFacts, ...] = ()
     metrics: tuple[MetricResult, ...] = ()

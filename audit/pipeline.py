@@ -181,6 +181,7 @@ def run_audit(
     known, before anything is written: the caller keeps it until the report is written.
     """
     from audit.errors import AuditError, InvalidRefError
+    from audit.sample import is_remote
 
     options = options or AuditOptions()
     popts = probe_options or ProbeOptions()
@@ -193,7 +194,7 @@ def run_audit(
             model_ref = replace(model_ref, name=name)
         report = audit_model(model_ref, options, progress=progress, now=now)
     except (InvalidRefError, AuditError) as exc:
-        if popts.backend != "openai" or not popts.suites:
+        if not popts.suites or not is_remote(popts.backend):
             raise
         # An endpoint model name that is not a Hub id: the card part of the report says there is no card.
         model_ref = model_ref or ModelRef(raw=str(ref), kind="hub", name=name or str(ref))
@@ -208,8 +209,8 @@ def run_audit(
 
     arch = report.card.architecture
     kind = detect_kind(report.card.pipeline_tag, report.card.library_name, arch.architectures if arch else ())
-    if kind is None and popts.backend == "openai":
-        kind = "text-generation"
+    if kind is None and is_remote(popts.backend):
+        kind = "text-generation"  # an endpoint generates text
     requested = list(popts.suites)
     from audit.guards import check_suite_kinds, invalid_model_check
 

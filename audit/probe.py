@@ -27,7 +27,7 @@ from audit.aggregate import aggregate
 from audit.cache import Cache, digest
 from audit.config import GenerationSuite, ProbeOptions, Sampling, SuiteSpec
 from audit.errors import UsageError
-from audit.model import Finding, ProbeResult, SampleRecord, ScoreRecord
+from audit.model import Finding, GenerationProtocol, ProbeResult, SampleRecord, ScoreRecord
 from audit.progress import Progress, SilentProgress, Task
 from audit.runfiles import RunFiles
 from audit.sample import make_backend
@@ -137,7 +137,14 @@ class ProbeRunner:
         todo: list[Prompt] = []
         out: dict[str, list[SampleRecord]] = {}
 
-        def record(p: Prompt, i: int, output: str) -> SampleRecord:
+        def record(p: Prompt, i: int, output: Any) -> SampleRecord:
+            if isinstance(
+                output, dict
+            ):  # a cached answer with its flags: {"output": text, "null_content": ...}
+                flags = {k: v for k, v in output.items() if k != "output"}
+                output = str(output.get("output", ""))
+            else:
+                flags = dict(getattr(output, "flags", {}))  # null_content / truncated_from (openai.Answer)
             return {
                 "key": keys[p.id][i],
                 "suite": spec.id,
@@ -147,8 +154,8 @@ class ProbeRunner:
                 "group": p.group,
                 "template_id": p.template_id,
                 "prompt": p.text,
-                "output": output,
-                **getattr(output, "flags", {}),  # null_content / truncated_from (audit.sample.openai.Answer)
+                "output": str(output),
+                **flags,
             }
 
         for p in suite.prompts:
@@ -182,7 +189,7 @@ class ProbeRunner:
                     ]
                     new = [r for r in recs if r["key"] not in self.files.samples]
                     RunFiles.append(self.files.samples_path, new)  # written as produced, each key once
-                    self.cache.put_many("sample", {r["key"]: r["output"] for r in new})
+                    self.cache.put_many("sample", {r["key"]: _cached_value(r) for r in new})
                     for r in new:
                         self.files.samples[r["key"]] = r
                     out[p.id] = recs
@@ -337,16 +344,16 @@ class ProbeRunner:
             scores = {s.info.name: self.score(spec, samples, s, seed=sampling.seed) for s in scorers}
         result, findings = aggregate(suite, sampling, samples, scores, scorers, self.popts)
         self.loading_info = getattr(self._backend, "loading_info", None)
-        protocol = {
-            "backend": self.backend().settings(),
-            "prompts": len(suite.prompts),
-            "samples_per_prompt": sampling.samples_per_prompt,
-            "max_new_tokens": sampling.max_new_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "seed": sampling.seed,
-            "decoding": "nucleus sampling" if sampling.temperature > 0 else "greedy",
-        }
+        protocol = GenerationProtocol(
+            backend=self.backend().settings(),
+            prompts=len(suite.prompts),
+            samples_per_prompt=sampling.samples_per_prompt,
+            max_new_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            seed=sampling.seed,
+            decoding="nucleus sampling" if sampling.temperature > 0 else "greedy",
+        )
         return ProbeResult(
             suite=spec.id,
             version=spec.version,
@@ -355,13 +362,18 @@ class ProbeRunner:
             protocol=protocol,
             prompt_source=suite.source,
             scorers=tuple(s.info for s in scorers),
-            **result,
+            metrics=result.metrics,
+            distribution=result.distribution,
+            worst=result.worst,
+            redacted=result.redacted,
+            notes=result.notes,
+            scorer_validation=result.scorer_validation,
         ), findings
 
     def overlap(self) -> bool:
         """Whether sampling waits on something other than this machine's CPU (an endpoint), so scoring overlaps it."""
         backend = self.backend()
-        return bool(getattr(backend, "remote", getattr(backend, "name", "") == "openai"))
+        return bool(getattr(backend, "remote", False))
 
     def close(self) -> None:
         self.cache.close()
@@ -456,6 +468,12 @@ class _ScoreStage:
             by_text.update(fresh)
             self.runner.rescored += len(chunk)
             emit([r for r in waiting if tkey[r["key"]] in fresh])
+
+
+def _cached_value(rec: SampleRecord) -> Any:
+    """What the sample cache keeps of a record: the text, with the answer's flags when it has any."""
+    flags = {k: v for k, v in rec.items() if k in ("null_content", "truncated_from")}
+    return {"output": rec["output"], **flags} if flags else rec["output"]
 
 
 def _method_loading_info(ctx: Any) -> dict[str, Any] | None:

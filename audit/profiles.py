@@ -20,10 +20,9 @@ import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit.errors import UsageError
 from audit.model import AuditReport, Finding, ProbeResult, ProfileApplied, Severity, SeverityChange
@@ -138,58 +137,13 @@ class Profile(_Strict):
         return {k: v for k, v in self.thresholds.model_dump().items() if v != getattr(default, k)}
 
 
-def _line_of(root: Any, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location (the nearest existing parent)."""
-    cur = root
-    if cur is None:
-        return None
-    for part in loc:
-        if isinstance(cur, yaml.MappingNode):
-            hit = next(((k, v) for k, v in cur.value if getattr(k, "value", None) == part), None)
-            if hit is None:
-                break
-            cur = hit[1] if not isinstance(hit[1], yaml.ScalarNode) else hit[0]
-        elif isinstance(cur, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(cur.value):
-            cur = cur.value[part]
-        else:
-            break
-    return int(cur.start_mark.line) + 1
-
-
 def parse_profile(text: str, source: str = "<profile>") -> Profile:
     """Validate profile YAML (safe, bounded loading; unknown keys rejected); errors name the line."""
-    from audit.collect.cardparse import _BoundedLoader
+    from audit.yamlconfig import load_validated
 
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ProfileError(
-            f"{source}{where}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - the bounded loader's refusals (alias bombs, nesting)
-        raise ProfileError(f"{source}: refused ({exc})", "a profile is plain YAML") from exc
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"{source}: a profile is a YAML mapping", "see profiles/internal.yaml and docs/profiles.md"
-        )
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        msgs = []
-        for err in exc.errors()[:5]:
-            loc = tuple(err["loc"])
-            line = _line_of(node, loc)
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            msgs.append(f"line {line}: {where}: {err['msg']}" if line else f"{where}: {err['msg']}")
-        raise ProfileError(
-            f"{source}: invalid profile: " + "; ".join(msgs), "see docs/profiles.md for the format"
-        ) from exc
+    return load_validated(
+        text, source, "profile", Profile.model_validate, ProfileError, "see docs/profiles.md for the format"
+    )
 
 
 def profiles_dir() -> Path:

@@ -12,7 +12,26 @@ from pydantic import TypeAdapter, ValidationError
 from audit.errors import ReportNotFoundError, UsageError
 from audit.model import SCHEMA_VERSION, AuditReport
 
-KNOWN_SCHEMA_VERSIONS: tuple[str, ...] = (SCHEMA_VERSION,)  # the report versions this tool reads
+KNOWN_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0", SCHEMA_VERSION)  # the report versions this tool reads
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older report.json to the current schema (in memory; the file is not changed).
+
+    1.0 -> 1.1: a probe's `protocol` was a dict whose shape changed with the method; it is now typed,
+    `{"kind": "generation", ...}` or `{"kind": "method", "method": ..., "settings": {...}}`.
+    """
+    if data.get("schema_version") == "1.0":
+        for probe in data.get("probes") or []:
+            proto = probe.get("protocol") if isinstance(probe, dict) else None
+            if not isinstance(proto, dict) or not proto:
+                probe["protocol"] = None
+            elif "samples_per_prompt" in proto:
+                probe["protocol"] = {"kind": "generation", **proto}
+            else:
+                probe["protocol"] = {"kind": "method", "method": probe.get("suite", ""), "settings": proto}
+        data["schema_version"] = SCHEMA_VERSION
+    return data
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +72,7 @@ def report_from_json(text: str | bytes, source: str = "report.json") -> AuditRep
     """Validate and load a report; a clear UsageError when it is not one of ours."""
     check_schema_version(text, source)
     try:
-        return _adapter().validate_json(text)
+        return _adapter().validate_python(migrate(json.loads(text)))
     except ValidationError as exc:
         errors = exc.errors()
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""

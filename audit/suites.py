@@ -8,16 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import TypeAdapter, ValidationError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from pydantic import TypeAdapter
 
-from audit.collect.cardparse import _BoundedLoader
 from audit.config import SUITE_TAGS, AnySuite, PromptSource, SuiteSpec
 from audit.errors import AuditError, UsageError
 from audit.fsutil import sha256_file
 from audit.model import Prompt as Prompt  # re-exported: suites speak of prompts
 from audit.resources import probes_dir
+from audit.yamlconfig import load_validated
 
 MAX_SUITE_BYTES = 2 * 1024 * 1024
 MAX_PROMPT_CHARS = 4000
@@ -36,64 +34,20 @@ class ExpandedSuite:
     source: dict[str, Any] = field(default_factory=dict)
 
 
-def _line_of(root: Node | None, loc: tuple[Any, ...]) -> int | None:
-    cur = root
-    if cur is None:
-        return None
-    for part in loc:
-        if isinstance(cur, MappingNode):
-            nxt = next((v for k, v in cur.value if getattr(k, "value", None) == part), None)
-            if nxt is None:
-                key = next((k for k, _ in cur.value if getattr(k, "value", None) == part), None)
-                return (key.start_mark.line + 1) if key is not None else cur.start_mark.line + 1
-            cur = nxt
-        elif isinstance(cur, SequenceNode) and isinstance(part, int) and 0 <= part < len(cur.value):
-            cur = cur.value[part]
-        else:
-            break
-    return cur.start_mark.line + 1
-
-
 _SUITE_ADAPTER: TypeAdapter[SuiteSpec] = TypeAdapter(AnySuite)
 
 
 def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     """Validate suite YAML. Unknown keys are rejected; errors name the line."""
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SuiteError(
-            f"{source}{line}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - bounded loader refusals (alias bombs, nesting)
-        raise SuiteError(
-            f"{source}: refused ({exc})", "suites are plain YAML: no aliases bombs or deep nesting"
-        ) from exc
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise SuiteError(
-            f"{source}: a suite is a YAML mapping", "see probes/toxicity-continuation.yaml for an example"
-        )
-    try:
-        spec: SuiteSpec = _SUITE_ADAPTER.validate_python(data)
-        return spec
-    except ValidationError as exc:
-        msgs = []
-        for err in exc.errors()[:5]:
-            loc = tuple(err["loc"])
-            if loc and loc[0] in SUITE_TAGS:  # the union's tag is not part of the YAML path
-                loc = loc[1:]
-            line_no = _line_of(node, loc)
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            msgs.append(f"line {line_no}: {where}: {err['msg']}" if line_no else f"{where}: {err['msg']}")
-        raise SuiteError(
-            f"{source}: invalid suite: " + "; ".join(msgs), "see `model-audit suites` and the README"
-        ) from exc
+    return load_validated(
+        text,
+        source,
+        "suite",
+        _SUITE_ADAPTER.validate_python,
+        SuiteError,
+        "see `model-audit suites`, probes/toxicity-continuation.yaml and the README",
+        skip_tags=SUITE_TAGS,
+    )
 
 
 def load_suite_file(path: Path) -> SuiteSpec:

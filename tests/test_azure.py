@@ -438,3 +438,26 @@ def test_cli_run_against_the_local_service(
     assert code in (0, 1), capsys.readouterr().err
     data = json.loads((out / "report.json").read_text())
     assert data["card"]["catalog"]["license"] == "MIT" and data["run"]["resolved_revision"] == "2"
+
+
+@needs_sdk
+def test_shortlist_from_the_catalog(
+    az_cli: FakeAzure, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audit.cli import main
+
+    catalog(az_cli, PHI_4, ZEPHYR_MIRROR)
+    out = tmp_path / "shortlist"
+    args = ["shortlist", "--catalog", "azureml://registries/azureml", "--no-datasets"]
+    code = main([*args, "--out", str(out), "--format", "json,md"])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads((out / "shortlist.json").read_text())
+    assert data["query"]["catalog"] == "azureml://registries/azureml" and data["candidates"] == 2
+    ranked = {r["candidate"]: r for r in data["ranked"]}
+    assert set(ranked) == {
+        "azureml://registries/azureml/models/Phi-4/versions/2",
+        "azureml://registries/azureml/models/HuggingFaceH4-zephyr-7b-beta/versions/1",
+    }
+    phi = ranked["azureml://registries/azureml/models/Phi-4/versions/2"]
+    assert phi["revision"] == "2" and phi["license"] == "mit" and not data["failed"]
+    assert "Phi-4" in (out / "shortlist.md").read_text()

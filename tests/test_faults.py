@@ -605,6 +605,14 @@ def test_null_content_is_recorded_as_a_refusal_and_counted(
     assert len(nulls) == 3 and all(r["output"] == "" for r in nulls)
     notes = json.loads((out / "report.json").read_text())["probes"][0]["notes"]
     assert "3 of 18 answers had no content (content: null, a refusal): scored as empty text" in notes
+    # A fresh folder served from the cache keeps the flags: the same notes, no request sent.
+    asked = server.count
+    again = tmp_path / "again"
+    assert main(run_args(card, suite, server.url, again, "--backend-option", "concurrency=1")) == 0
+    assert server.count == asked
+    rows = [json.loads(x) for x in (again / "samples.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if r.get("null_content")]) == 3
+    assert notes == json.loads((again / "report.json").read_text())["probes"][0]["notes"]
 
 
 @pytest.mark.parametrize(("fault", "status"), [("429", 429), ("500", 500)])

@@ -551,7 +551,8 @@ def test_both_suites_through_each_backend(
             server.stop()
     assert [p.suite for p in report.probes] == ["toxicity-continuation", "identity-counterfactual"]
     tc, ic = report.probes
-    assert tc.protocol["prompts"] == 24 and tc.protocol["samples_per_prompt"] == 2
+    assert tc.protocol is not None and tc.protocol.kind == "generation"
+    assert tc.protocol.prompts == 24 and tc.protocol.samples_per_prompt == 2
     emt = next(m for m in tc.metrics if m.name == "expected_maximum_toxicity")
     assert emt.n == 24 and emt.ci_low is not None and emt.ci_low <= emt.value <= emt.ci_high  # type: ignore[operator]
     assert {m.axis for m in ic.metrics if m.name == "axis_gap"} == {

@@ -136,7 +136,30 @@ def test_json_round_trip_and_schema(hub: Any, options: AuditOptions, tmp_path: P
     text = report_to_json(report)
     assert report_from_json(text) == report
     jsonschema.validate(json.loads(text), report_schema())
-    assert json.loads(text)["schema_version"] == "1.0"
+    assert json.loads(text)["schema_version"] == "1.1"
+
+
+def test_schema_1_0_reports_are_migrated_on_read(tmp_path: Path) -> None:
+    """1.0 reports kept `protocol` as a dict whose shape changed by method; 1.1 types it."""
+    from audit.model import GenerationProtocol, MethodProtocol
+    from audit.pipeline import audit_model
+
+    path = tmp_path / "card.md"
+    path.write_text(card({"license": "mit"}, FULL_BODY))
+    data = json.loads(report_to_json(audit_model(str(path))))
+    gen = {"backend": {"backend": "hf"}, "prompts": 3, "samples_per_prompt": 2, "max_new_tokens": 20}
+    gen |= {"temperature": 1.0, "top_p": 0.9, "seed": 0, "decoding": "nucleus sampling"}
+    data["schema_version"] = "1.0"
+    data["probes"] = [
+        {"suite": "toxicity-continuation", "version": "1.0", "protocol": gen},
+        {"suite": "crows-pairs", "version": "1.0", "protocol": {"pairs": 10, "seed": 0}},
+        {"suite": "bold", "version": "1.0", "protocol": {}, "skipped": "not for this model"},
+    ]
+    report = report_from_json(json.dumps(data))
+    assert report.schema_version == "1.1"
+    assert report.probes[0].protocol == GenerationProtocol(**gen)  # type: ignore[arg-type]
+    assert report.probes[1].protocol == MethodProtocol("crows-pairs", {"pairs": 10, "seed": 0})
+    assert report.probes[2].protocol is None
 
 
 def test_invalid_report_json_is_a_clear_error() -> None:

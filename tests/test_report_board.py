@@ -403,14 +403,14 @@ def test_scorer_control_gap_is_shown_next_to_each_group_gap(base: AuditReport) -
     }
     sampling = spec.sampling.model_copy(update={"samples_per_prompt": k})
     result, findings = aggregate(suite, sampling, samples, scores, [scorer], ProbeOptions())
-    gaps = {m.axis: m for m in result["metrics"] if m.name == "axis_gap"}
-    controls = {m.axis: m for m in result["metrics"] if m.name == "scorer_control_gap"}
+    gaps = {m.axis: m for m in result.metrics if m.name == "axis_gap"}
+    controls = {m.axis: m for m in result.metrics if m.name == "scorer_control_gap"}
     assert set(controls) == set(gaps)
     # The model's religion gap is entirely the scorer's: both are 0.8 (0.9 for Muslim minus 0.1).
     assert gaps["religion"].group.startswith("muslim vs")
     assert controls["religion"].value == pytest.approx(0.8) and gaps["religion"].value == pytest.approx(0.8)
     assert controls["religion"].control and controls["gender"].value == pytest.approx(0.0)
-    probe = ProbeResult(suite=spec.id, version=spec.version, title=spec.title, **result)
+    probe = ProbeResult(suite=spec.id, version=spec.version, title=spec.title, metrics=result.metrics)
     report = replace(base, probes=(probe,))
     html = render_html_text(report)
     row = next(r for r in html.split("<tr>") if r.startswith("<td>religion</td>"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -20,6 +19,7 @@ from audit.collect.architecture import (
 from audit.collect.cardfacts import is_repo_id
 from audit.collect.refs import check_revision
 from audit.errors import CollectionError, InvalidRefError
+from audit.fsutil import file_kind, open_regular
 from audit.model import ModelRef
 
 MAX_FILES = 5000
@@ -83,18 +83,6 @@ class LocalFetch:
     unsafe: list[str] = field(default_factory=list)  # FIFOs, devices, links or shard paths leaving the folder
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    return "not a regular file"
-
-
 def _roots(folder: Path) -> tuple[Path, ...]:
     """Where a file of the folder may really live: the folder, and for a Hub cache snapshot its blobs."""
     root = Path(os.path.realpath(folder))
@@ -142,27 +130,14 @@ def check_entry(folder: Path, rel: str, roots: tuple[Path, ...] | None = None) -
     if not stat.S_ISREG(mode):
         if stat.S_ISDIR(mode):
             return Entry(rel, problem=f"{rel} is a folder, not a file")
-        return Entry(rel, unsafe=f"{rel} is {_kind(mode)}, not a regular file")
+        return Entry(rel, unsafe=f"{rel} is {file_kind(mode)}, not a regular file")
     return Entry(rel, real=real)
 
 
 def read_regular(path: Path, limit: int) -> tuple[bytes, int]:
     """Up to `limit` bytes of a regular file and its size; never blocks on a FIFO or follows a link."""
-    flags = (
-        os.O_RDONLY
-        | getattr(os, "O_NONBLOCK", 0)
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, f"{_kind(st.st_mode)}, not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read(min(limit, st.st_size)), st.st_size
-    finally:
-        os.close(fd)
+    with open_regular(path) as (fh, st):
+        return fh.read(min(limit, st.st_size)), st.st_size
 
 
 def _read_card(path: Path, limit: int) -> tuple[bytes, int]:

@@ -21,7 +21,7 @@ from audit.findings import finding
 from audit.format import fmt_num, fmt_p
 from audit.methods import MethodContext
 from audit.metrics import control_test_note
-from audit.model import Finding, MetricResult, ProbeResult
+from audit.model import Finding, MethodProtocol, MetricResult, ProbeResult
 from audit.stats import holm, two_sample_bootstrap_ci, two_sample_permutation_p
 
 N_PERMUTATIONS = 10_000
@@ -194,13 +194,17 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
                     ),
                 )
             )
-    protocol = {
-        "tests": len(results),
-        "sentence_templates": (spec.sentence_templates if isinstance(spec, AssociationSuite) else None) or [],
-        "permutations": N_PERMUTATIONS,
-        "seed": ctx.seed,
-        "seat_dir": str(ctx.popts.seat_dir) if ctx.popts.seat_dir else None,
-    }
+    protocol = MethodProtocol(
+        spec.method,
+        {
+            "tests": len(results),
+            "sentence_templates": (spec.sentence_templates if isinstance(spec, AssociationSuite) else None)
+            or [],
+            "permutations": N_PERMUTATIONS,
+            "seed": ctx.seed,
+            "seat_dir": str(ctx.popts.seat_dir) if ctx.popts.seat_dir else None,
+        },
+    )
     source = {
         "kind": "built-in word sets (ours, CC0)" + (" + published SEAT tests" if ctx.popts.seat_dir else ""),
         "license": spec.data.get("license", "CC0-1.0")

@@ -21,7 +21,7 @@ from audit.config import SuiteSpec
 from audit.errors import UsageError
 from audit.findings import finding
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, SampleView
+from audit.model import Finding, MethodProtocol, MetricResult, ProbeResult, SampleView
 from audit.sample.hf import MaskedLMScorer, shared_positions
 from audit.stats import mean_ci
 
@@ -92,12 +92,15 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         SampleView(f"pair{i}", 0, r["sent_less"], r["sent_more"], round(float(d), 3), r["bias_type"])
         for i, (d, r) in enumerate(examples[: ctx.popts.worst_samples])
     )
-    protocol = {
-        "pairs": len(rows),
-        "scoring": "pseudo-log-likelihood of shared tokens, one mask at a time",
-        "data": str(path),
-        "seed": ctx.seed,
-    }
+    protocol = MethodProtocol(
+        spec.method,
+        {
+            "pairs": len(rows),
+            "scoring": "pseudo-log-likelihood of shared tokens, one mask at a time",
+            "data": str(path),
+            "seed": ctx.seed,
+        },
+    )
     source = {"kind": "file", "path": str(path), "license": spec.data.get("license")}
     return ProbeResult(
         spec.id,

@@ -22,7 +22,7 @@ from audit.config import Sampling, SuiteSpec
 from audit.errors import UsageError
 from audit.findings import finding
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, SampleView
+from audit.model import Finding, MethodProtocol, MetricResult, ProbeResult, SampleView
 from audit.stats import mean_ci
 
 KS = (1, 5, 20)
@@ -196,14 +196,19 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
                 )
             )
     worst.sort(key=lambda s: -s.score)
-    protocol = {
-        "templates": len(templates),
-        "k": list(KS),
-        "completion": "fill-mask top-K" if fill_mask else "K sampled continuations (top-p 0.9, 8 new tokens)",
-        "lexicon": "HurtLex, conservative level",
-        "accent_stripping": ACCENT_STRIPPING,
-        "seed": ctx.seed,
-    }
+    protocol = MethodProtocol(
+        spec.method,
+        {
+            "templates": len(templates),
+            "k": list(KS),
+            "completion": "fill-mask top-K"
+            if fill_mask
+            else "K sampled continuations (top-p 0.9, 8 new tokens)",
+            "lexicon": "HurtLex, conservative level",
+            "accent_stripping": ACCENT_STRIPPING,
+            "seed": ctx.seed,
+        },
+    )
     source = {
         "kind": "files",
         "templates": str(ctx.data_path("honest-templates", "")),

@@ -15,7 +15,7 @@ import numpy as np
 from audit.config import SuiteSpec
 from audit.findings import finding
 from audit.methods import MethodContext
-from audit.model import Finding, MetricResult, ProbeResult, SampleView
+from audit.model import Finding, MethodProtocol, MetricResult, ProbeResult, SampleView
 from audit.stats import mean_ci
 from audit.suites import expand_prompts
 
@@ -118,12 +118,15 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         worst.append(
             SampleView(p.id, 0, p.text, f"{lab} ({probs[i][lab]:.2f})", float(probs[i][lab]), p.group)
         )
-    protocol = {
-        "templates": len({p.template_id for p in prompts}),
-        "groups": len(flips),
-        "prompts": len(prompts),
-        "seed": ctx.seed,
-    }
+    protocol = MethodProtocol(
+        spec.method,
+        {
+            "templates": len({p.template_id for p in prompts}),
+            "groups": len(flips),
+            "prompts": len(prompts),
+            "seed": ctx.seed,
+        },
+    )
     return ProbeResult(
         spec.id,
         spec.version,

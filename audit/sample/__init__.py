@@ -49,3 +49,11 @@ def make_backend(name: str, options: dict[str, str] | None = None, **context: An
 
     backend: Backend = BACKENDS.create(name, options or {}, **context)
     return backend
+
+
+def is_remote(name: str) -> bool:
+    """Whether a backend serves a model from an endpoint (class attribute `remote = True`): then a REF that
+    is not a Hub id or a folder is the endpoint's model name, and the report says there is no card."""
+    from audit.registry import BACKENDS
+
+    return bool(getattr(BACKENDS.load(name), "remote", False))

@@ -183,6 +183,7 @@ class OpenAIBackend:
     """Chat or completions requests through the `openai` SDK, n=k per prompt, bounded concurrency."""
 
     name = "openai"
+    remote = True  # outputs come from an endpoint: no local card needed, sampling overlaps scoring
     Options = OpenAIOptions
 
     def __init__(self, options: OpenAIOptions | Mapping[str, Any], **context: Any) -> None:
