@@ -665,3 +665,21 @@ def test_method_suite_on_a_model_without_its_head_is_invalid(
     assert any(e.startswith("newly initialised: classifier") for e in inv["evidence"])
     assert "newly initialised" in report["probes"][0]["invalid"]
     assert not any(f["id"].startswith("probe.") for f in report["findings"])
+
+
+def test_finding_groups_put_the_most_severe_category_first() -> None:
+    from audit.findings import finding
+    from audit.render.html import group_findings
+
+    low_data = finding(
+        "dataset.card_unavailable", subject="m", detail="21 datasets could not be had.", evidence=("a", "b")
+    )
+    medium_doc = finding(
+        "docs.section_missing.evaluation", subject="m", detail="no evaluation", evidence=("x",)
+    )
+    medium_probe = finding(
+        "probe.bias.association", subject="embedding-association", detail="d = 1.1", evidence=("d",)
+    )
+    groups = group_findings((low_data, medium_doc, medium_probe))
+    # Medium before low whatever the category; among equals, measured behaviour before documentation.
+    assert list(groups) == ["probe", "documentation", "data"]

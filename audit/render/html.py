@@ -56,13 +56,23 @@ def break_at_dots(text: object) -> Markup:
 
 
 def group_findings(findings: tuple[Finding, ...]) -> OrderedDict[str, list[Finding]]:
-    """Findings by category, in a fixed reading order."""
+    """Findings by category: the category with the most severe finding first (ties in the catalogue's order
+    of concern: measured behaviour, licence, drift, security, data, documentation, ...), and within each
+    category by severity. A reader never meets a low finding before a medium one of another category."""
+    from audit.findings import catalogue
+
+    concern = list(catalogue().categories) + [c for c in CATEGORY_ORDER if c not in catalogue().categories]
+    by_cat: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_cat.setdefault(f.category, []).append(f)
+
+    def key(cat: str) -> tuple[int, int, str]:
+        worst = max(f.severity.rank for f in by_cat[cat])
+        return (-worst, concern.index(cat) if cat in concern else len(concern), cat)
+
     groups: OrderedDict[str, list[Finding]] = OrderedDict()
-    cats = list(CATEGORY_ORDER) + sorted({f.category for f in findings} - set(CATEGORY_ORDER))
-    for cat in cats:
-        items = [f for f in findings if f.category == cat]
-        if items:
-            groups[cat] = sorted(items, key=lambda f: (-f.severity.rank, f.id))
+    for cat in sorted(by_cat, key=key):
+        groups[cat] = sorted(by_cat[cat], key=lambda f: (-f.severity.rank, f.id))
     return groups
 
 
