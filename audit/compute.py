@@ -140,14 +140,15 @@ def card_compute_inputs(
 def format_count(n: float) -> str:
     """15e12 -> '15T', 8.03e9 -> '8.03B' (three significant digits)."""
     for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= div:
-            return f"{n / div:.3g}{unit}"
+        # Compare the rounded value, so 999.7e9 reads '1T' rather than '1e+03B'.
+        if float(f"{n:.3g}") >= div:
+            return f"{float(f'{n / div:.3g}'):g}{unit}"
     return f"{n:.3g}"
 
 
 def format_flop(value: float) -> str:
-    """1.2e24 -> '1.2 × 10^24'."""
-    mantissa, exp = f"{value:.1e}".split("e")
+    """1.23e24 -> '1.23 × 10^24' (three significant digits, so 9.97e24 never reads as 1.0 × 10^25)."""
+    mantissa, exp = f"{value:.2e}".split("e")
     return f"{mantissa} × 10^{int(exp)}"
 
 

@@ -27,10 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from audit.errors import AuditError, UsageError
 from audit.redact import redact_text
+
+if TYPE_CHECKING:
+    from audit.config import ProbeOptions
 
 log = logging.getLogger("audit")
 
@@ -142,9 +145,12 @@ def resolve_revision(repo_id: str, revision: str | None, timeout: float) -> str 
     return str(sha) if sha else None
 
 
-def reusable(out_dir: Path, revision: str | None, options: dict[str, Any], suites: Sequence[str]) -> bool:
-    """True when the run folder holds a finished audit of this revision with the same options and suites."""
+def reusable(out_dir: Path, revision: str | None, options: dict[str, Any], popts: ProbeOptions) -> bool:
+    """True when the run folder holds a finished audit of this revision with the same collection options,
+    suites and probe options (samples, seed, limit, scorers, backend and its options, data)."""
     import json
+
+    from audit.pipeline import recorded_probe_options
 
     path = out_dir / "report.json"
     if revision is None or not path.is_file():
@@ -152,11 +158,14 @@ def reusable(out_dir: Path, revision: str | None, options: dict[str, Any], suite
     try:
         data = json.loads(path.read_bytes())
         inputs = data["run"]["inputs"]
-        done_suites = (inputs.get("probes") or {}).get("suites") or []
+        done = inputs.get("probes")
+        if popts.suites:
+            expected = json.loads(json.dumps(recorded_probe_options(popts), default=str))
+            same_probes = done == expected
+        else:
+            same_probes = not (done or {}).get("suites")
         return bool(
-            data["run"]["resolved_revision"] == revision
-            and inputs.get("options") == options
-            and list(done_suites) == list(suites)
+            data["run"]["resolved_revision"] == revision and inputs.get("options") == options and same_probes
         )
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -198,7 +207,7 @@ def audit_candidate(job: CandidateJob, backoff: Backoff | None = None) -> Candid
             if (out / "report.json").is_file():  # a previous shortlist audited it: is it still current?
                 if revision is None and ref.kind == "hub" and ref.repo_id:
                     revision = resolve_revision(ref.repo_id, ref.revision, options.timeout)
-                if reusable(out, revision, recorded, popts.suites):
+                if reusable(out, revision, recorded, popts):
                     return outcome("reused")
             revision = _audit(ref, options, popts, out, job.formats)
             return outcome("audited")

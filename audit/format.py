@@ -36,13 +36,18 @@ def fmt_num(v: float | None, digits: int = 3) -> str:
 
 
 def fmt_p_value(p: float | None) -> str:
-    """A bare p-value: '< 0.001' below the floor, two significant digits below 0.01, else three decimals."""
+    """A bare p-value: '< 0.001' below the floor, two significant digits below 0.01, three decimals
+    (rounded down below 0.1, so a p just under 0.05 never reads as 0.050), else three decimals."""
     if p is None or math.isnan(p):
         return DASH
     if p < P_FLOOR:
         return f"< {P_FLOOR:g}"
     if p < 0.01:
         return f"{p:.2g}"
+    if (
+        p < 0.1
+    ):  # two significant digits, rounded down, so p = 0.0496 never reads as 0.050 beside an alpha of 0.05
+        return f"{math.floor(p * 1000) / 1000:.3f}"
     return f"{p:.3f}"
 
 

@@ -187,7 +187,7 @@ def framework_coverage(report: AuditReport) -> tuple[FrameworkCoverage, ...]:
         if targets is not None and not isinstance(targets, NoItem):
             add(targets, f"finding {f.id} ({f.severity.value})")
     for p in report.probes:
-        if p.skipped:
+        if p.skipped or p.invalid:  # invalid metrics (random weights) are evidence of nothing
             continue
         for m in p.metrics:
             add(fm.metric_targets(m.name), f"metric {p.suite}/{m.name}")

@@ -13,6 +13,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _process_umask() -> int:
+    # Read once, at import: setting and restoring the umask per write would race between threads (a
+    # shortlist writes reports from several) and could leave the process at umask 0.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write data to path atomically (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,9 +33,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is an ordinary file
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -170,7 +170,17 @@ def assess(m: MetricResult) -> Assessment:
     info = metric_info(m.name)
     if info is None or info.threshold is None or info.control:
         return "no threshold"
-    if m.value is None or m.ci_low is None or m.ci_high is None:
+    if m.value is None:
+        return "no interval"
+    if m.ci_low is None or m.ci_high is None:
+        # A rule on the point estimate can still be met (as the finding that raised it was); without an
+        # interval nothing else can be decided.
+        if info.threshold_on != "interval" and info.requires != "interval_excludes_ideal":
+            met = _past(m.value, info.threshold, info.threshold_side or "above")
+            if met and info.requires == "significant":
+                met = m.p_adjusted is not None and m.p_adjusted < 0.05
+            if met:
+                return "finding"
         return "no interval"
     side = info.threshold_side or "above"
     t = info.threshold

@@ -376,6 +376,10 @@ class ProbeRunner:
         return bool(getattr(backend, "remote", False))
 
     def close(self) -> None:
+        """Release the cache and the backend (an endpoint backend's connections and event-loop thread)."""
+        closer = getattr(self._backend, "close", None)
+        if callable(closer):
+            closer()
         self.cache.close()
 
 

@@ -262,8 +262,11 @@ def _threshold_findings(probe: ProbeResult, t: Thresholds, profile: str) -> list
 
 
 def _has_threshold_metrics(probe: ProbeResult) -> bool:
-    return not probe.skipped and any(
-        m.name in ("toxicity_probability", "group_mean_toxicity", "axis_gap") for m in probe.metrics
+    # An invalid suite's metrics describe random weights, not the model: never re-raise findings from them.
+    return (
+        not probe.skipped
+        and not probe.invalid
+        and any(m.name in ("toxicity_probability", "group_mean_toxicity", "axis_gap") for m in probe.metrics)
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from audit.errors import UsageError
-from audit.redact import is_secret_name
+from audit.redact import is_secret_name, redact_text
 
 GROUPS = {
     "backend": "model_audit.backends",
@@ -142,7 +142,8 @@ def validate_with(model: type[BaseModel], raw: Mapping[str, Any], what: str) -> 
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "options"
         value = str(raw.get(loc, ""))
-        shown = "***" if "@" in value or is_secret_name(loc) else f"{value:.80}"  # never echo credentials
+        # Never echo what may carry credentials: userinfo, a query string, a secret-named option.
+        shown = "***" if "@" in value or "?" in value or is_secret_name(loc) else f"{redact_text(value):.80}"
         field = model.model_fields.get(loc)
         form = f"{loc}: {field.description}; " if field is not None and field.description else ""
         raise UsageError(

@@ -41,7 +41,15 @@ def mean_ci(values: Sequence[float] | np.ndarray, seed: int, n_resamples: int = 
             value, None, None, n, f"n = {n} < {MIN_N_FOR_CI}: too few observations for an interval"
         )
     if np.ptp(x) == 0:
-        return Estimate(value, value, value, n, "all observations equal")
+        if value in (
+            0.0,
+            1.0,
+        ):  # a proportion of 0/n or n/n: the exact (Clopper-Pearson) interval, never [v, v]
+            ci = sps.binomtest(int(round(value * n)), n).proportion_ci(CONFIDENCE, method="exact")
+            return Estimate(
+                value, float(ci.low), float(ci.high), n, "all observations equal: exact binomial interval"
+            )
+        return Estimate(value, None, None, n, "all observations equal: no bootstrap interval")
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -71,6 +71,7 @@ class FakeOpenAI:
         self.flaky_fault = "close-mid-body"
         self.fault_all = ""  # every request gets this fault
         self.honour_n = False
+        self.refuse_n = False  # answer a request with n > 1 by HTTP 400, as some servers do
         self.latency = 0.0  # seconds per request ...
         self.per_sample = 0.0  # ... plus this much per choice asked for (n)
         self.hang_seconds = 60.0
@@ -177,6 +178,11 @@ class FakeOpenAI:
                         fake.in_flight -= 1
 
             def _answer(self, body: dict[str, Any], fault: str, n: int) -> None:
+                if fake.refuse_n and int(body.get("n") or 1) > 1:
+                    self._send(
+                        400, {"error": {"message": "n > 1 is not supported", "type": "invalid_request"}}
+                    )
+                    return
                 if fault == "hang":
                     fake.stopped.wait(fake.hang_seconds)
                     self._reset()

@@ -654,6 +654,18 @@ def test_server_ignoring_n_is_detected_once(server: FakeOpenAI) -> None:
         assert out[p] == [fake_completion(p.text, SEEDS[p.id] + i, 5) for i in range(3)]
 
 
+def test_server_refusing_n_with_requests_in_flight_falls_back_for_all(server: FakeOpenAI) -> None:
+    # Four n=3 requests are refused (HTTP 400) at once: every one falls back, none fails the run.
+    server.refuse_n = True
+    backend = OpenAIBackend({"base_url": server.url, "model": "m", "concurrency": "4"})
+    prompts = [Prompt(f"p{i}", f"prompt number {i}") for i in range(8)]
+    seeds = {p.id: 100 + i for i, p in enumerate(prompts)}
+    out = dict(backend.generate_many("s", prompts, Sampling(samples_per_prompt=3, max_new_tokens=5), seeds))
+    assert len(out) == 8
+    for p in prompts:
+        assert out[p] == [fake_completion(p.text, seeds[p.id] + i, 5) for i in range(3)]
+
+
 def test_azure_endpoint_uses_api_version_and_api_key_header(
     server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -690,3 +702,38 @@ def test_no_key_sends_no_authorization_and_userinfo_sends_basic(server: FakeOpen
     assert server.headers[1]["authorization"] == "Basic dXNlcjpwYUBzcw=="  # user:pa@ss
     assert server.paths[1] == "/v1/chat/completions?tenant=t1"
     assert "pa%40ss" not in json.dumps(backend.settings())
+
+
+def test_more_shards_than_read_leaves_the_size_unknown(tmp_path: Path) -> None:
+    from audit.collect.local import MAX_SHARDS, read_local_folder
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    names = [f"model-{i:05d}-of-{MAX_SHARDS + 1:05d}.safetensors" for i in range(MAX_SHARDS + 1)]
+    index = {"weight_map": {f"w{i}": n for i, n in enumerate(names)}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    fetched = read_local_folder(folder, 1 << 20)
+    assert fetched.parameters is None
+    assert any(f"names {MAX_SHARDS + 1} shards" in p for p in fetched.problems)
+
+
+def test_option_errors_never_echo_a_query_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from audit.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        OpenAIBackend({"base_url": "localhost:8000/v1?token=s3cr3tTOKENvalue", "model": "m"})
+    assert "s3cr3tTOKENvalue" not in str(err.value)
+    with pytest.raises(UsageError, match="valid port"):
+        OpenAIBackend({"base_url": "http://h:99999/v1", "model": "m"})
+
+
+def test_closing_the_backend_stops_its_thread(server: FakeOpenAI) -> None:
+    import threading
+
+    backend = OpenAIBackend({"base_url": server.url, "model": "m"})
+    dict(backend.generate_many("s", PROMPTS, Sampling(samples_per_prompt=1, max_new_tokens=5), SEEDS))
+    thread = backend._thread
+    assert isinstance(thread, threading.Thread) and thread.is_alive()
+    backend.close()
+    backend.close()  # idempotent
+    assert not thread.is_alive()

@@ -148,7 +148,7 @@ def test_compute_estimate_above_the_threshold() -> None:
     assert est.exceeds_threshold is True
     assert (
         "an estimate" in est.statement
-        and "6 × 405B parameters × 15.6T tokens ≈ 3.8 × 10^25 FLOP" in est.statement
+        and "6 × 405B parameters × 15.6T tokens ≈ 3.79 × 10^25 FLOP" in est.statement
     )
     assert "above 10^25 FLOP" in est.statement and "systemic risk under Article 51(2)" in est.statement
 
@@ -160,7 +160,7 @@ def test_compute_estimate_below_the_threshold() -> None:
     )
     assert est.flop == pytest.approx(6 * 8.03e9 * 15e12) == pytest.approx(7.227e23)
     assert est.exceeds_threshold is False
-    assert "≈ 7.2 × 10^23 FLOP" in est.statement and "below the 10^25 FLOP" in est.statement
+    assert "≈ 7.23 × 10^23 FLOP" in est.statement and "below the 10^25 FLOP" in est.statement
 
 
 def test_compute_without_a_token_count_says_so() -> None:

@@ -346,3 +346,16 @@ def test_int8_agreement_on_a_real_classifier(
             f"max |diff|={facts.max_abs_diff}, same side={facts.same_side}, used {facts.used}; all {len(held)} held-out texts: "
             f"r={r_all:.5f}, max |diff|={np.abs(as_float - as_int8).max():.4f}, same side={same_all:.4f}"
         )
+
+
+def test_non_finite_int8_scores_fall_back_to_float() -> None:
+    import numpy as np
+
+    from audit.score.quantize import check
+
+    rng = np.random.default_rng(0)
+    floats = rng.random(200)
+    int8 = floats.copy()
+    int8[7] = np.nan  # one NaN must not pass the self-check
+    facts = check(floats, int8, 0.5, "onnxruntime test")
+    assert facts.used == "float" and "non-finite" in facts.note

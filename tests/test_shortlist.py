@@ -263,3 +263,26 @@ def test_fake_hub_search_pages_sorts_and_waits(hub: FakeHub) -> None:
     t0 = time.monotonic()
     search_candidates(limit=1)
     assert time.monotonic() - t0 >= 0.2
+
+
+def test_a_candidate_is_reused_only_with_the_same_probe_options(tmp_path: Path) -> None:
+    import json as _json
+
+    from audit.config import AuditOptions, ProbeOptions
+    from audit.executors import reusable
+    from audit.pipeline import recorded_probe_options
+
+    options = AuditOptions().model_dump(mode="json")
+    first = ProbeOptions(suites=["toxicity-continuation"], samples=5, auto_suites=False)
+    report = {
+        "run": {
+            "resolved_revision": "abc",
+            "inputs": {"options": options, "probes": recorded_probe_options(first)},
+        }
+    }
+    (tmp_path / "report.json").write_text(_json.dumps(report))
+    assert reusable(tmp_path, "abc", options, first)
+    assert not reusable(tmp_path, "abd", options, first)  # a new revision
+    assert not reusable(tmp_path, "abc", options, first.model_copy(update={"samples": 25}))
+    assert not reusable(tmp_path, "abc", options, first.model_copy(update={"scorers": ["profanity"]}))
+    assert not reusable(tmp_path, "abc", options, first.model_copy(update={"backend": "openai"}))

@@ -23,6 +23,7 @@ from audit.fsutil import file_kind, open_regular
 from audit.model import ModelRef
 
 MAX_FILES = 5000
+MAX_SHARDS = 200
 CARD_NAMES = ("README.md", "readme.md", "Readme.md", "MODEL_CARD.md", "model_card.md", "modelcard.md")
 _HUB_URL = re.compile(r"^https?://(www\.)?(huggingface\.co|hf\.co)/")
 
@@ -191,8 +192,14 @@ def _shards(folder: Path, files: list[str], out: LocalFetch, roots: tuple[Path, 
     if names is None:
         out.problems.append("model.safetensors.index.json is not a readable index")
         return []
+    if len(names) > MAX_SHARDS:  # a partial sum would be reported as the model's size: unknown instead
+        out.problems.append(
+            f"model.safetensors.index.json names {len(names)} shards, more than the {MAX_SHARDS} read: "
+            "the parameter count is not reported"
+        )
+        return []
     paths = []
-    for name in names[:200]:
+    for name in names:
         entry = check_entry(folder, name, roots)
         if entry.unsafe:
             out.unsafe.append(f"model.safetensors.index.json names a shard {entry.unsafe}")
@@ -200,7 +207,7 @@ def _shards(folder: Path, files: list[str], out: LocalFetch, roots: tuple[Path, 
             out.problems.append(f"model.safetensors.index.json names a missing shard: {entry.problem}")
         else:
             paths.append(entry.real)
-    return paths if len(paths) == len(names[:200]) else []
+    return paths if len(paths) == len(names) else []
 
 
 def read_local_folder(folder: Path, max_card_bytes: int) -> LocalFetch:
@@ -235,7 +242,8 @@ def read_local_folder(folder: Path, max_card_bytes: int) -> LocalFetch:
             out.problems.append("config.json is not a readable JSON object")
     shards = _shards(folder, files, out, roots)
     if shards:
-        counts = [safetensors_parameters(p) for p in shards[:200]]
+        # More shards than are read: a partial sum would be reported as the size (all() below fails instead).
+        counts = [safetensors_parameters(p) for p in shards] if len(shards) <= MAX_SHARDS else [None]
         if all(c is not None for c in counts):
             total = sum(c for c in counts if c is not None)
             if total > MAX_PARAMETERS:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -127,11 +128,12 @@ class OpenAIOptions(BaseModel):
         try:
             parts = urlsplit(value)
             host = parts.hostname
+            _ = parts.port  # a port that is not a number in 0-65535 raises here, as a usage error
         except ValueError:
             host = None
             parts = None
         if parts is None or parts.scheme not in {"http", "https"} or not host:
-            raise ValueError("not an http:// or https:// URL with a host")
+            raise ValueError("not an http:// or https:// URL with a host (and a valid port)")
         return value
 
     @field_validator("max_output_chars", "api_version", "api_key_env", mode="before")
@@ -428,13 +430,19 @@ class OpenAIBackend:
                     out = (await self._request(client, prompt, sampling, seed, k))[:k]
             except EndpointError as exc:
                 status = getattr(exc.__cause__, "status_code", None)
+                # Decided by the option, not by the shared state: with several requests in flight, the
+                # first refusal flips _n_ok and the others must fall back too instead of failing the run.
                 if (
-                    self._n_ok is None
+                    self.options.n_per_request == "auto"
                     and isinstance(exc.__cause__, openai.APIStatusError)
                     and status in (400, 422)
                 ):
-                    log.info("the endpoint refuses n=%d (HTTP %s): asking one sample per request", k, status)
+                    if self._n_ok is None:  # said once, by the first refusal
+                        log.info(
+                            "the endpoint refuses n=%d (HTTP %s): asking one sample per request", k, status
+                        )
                     self._n_ok = False
+                    out = []
                 else:
                     raise
             if self._n_ok is None and len(out) < k:
@@ -528,6 +536,20 @@ class OpenAIBackend:
             if not (complete and finished.wait(CANCEL_GRACE_S)):
                 future.cancel()  # cancels the requests in flight (Ctrl-C, an error, or a closed generator)
                 finished.wait(CANCEL_GRACE_S)
+
+    def close(self) -> None:
+        """Close the client's connections and stop the backend's event-loop thread (idempotent)."""
+        loop, thread, client = self._loop, self._thread, self._client_obj
+        self._loop, self._thread, self._client_obj = None, None, None
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        if client is not None and hasattr(client, "close"):
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(timeout=2)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2)
+        if not thread.is_alive():
+            loop.close()
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         """The backend's event loop, running in a daemon thread (started on first use)."""

@@ -228,6 +228,11 @@ def check(
     n = int(np.asarray(float_scores).shape[0])
     r, diff, same = agreement(float_scores, int8_scores, threshold)
     problems = []
+    if not np.isfinite(np.asarray(int8_scores, dtype=np.float64)).all():
+        problems.append("the int8 model gave non-finite scores (NaN or infinity)")
+    if not np.isfinite(np.asarray(float_scores, dtype=np.float64)).all():
+        problems.append("the float model gave non-finite scores (NaN or infinity)")
+    finite_diff = bool(np.isfinite(diff))
     if n == 0:
         problems.append("no texts to calibrate on")
     if r is not None and r < FLOOR_R:
@@ -245,7 +250,7 @@ def check(
         runtime=runtime,
         n=n,
         pearson_r=None if r is None else round(r, 6),
-        max_abs_diff=round(diff, 6),
+        max_abs_diff=round(diff, 6) if finite_diff else None,
         same_side=round(same, 6),
         threshold=threshold,
         floor=FLOOR,
