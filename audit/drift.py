@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from audit.findings import finding
+from audit.format import fmt_num, fmt_p
 from audit.model import AuditReport, DriftResult, Finding, MetricChange
 from audit.runfiles import SAMPLES, SCORES, read_records
 from audit.stats import interval_z_p, mean_shift_p
@@ -151,7 +152,8 @@ def drift_findings(drift: DriftResult, subject: str) -> list[Finding]:
                 detail=f"{len(worse)} probe metric{'s are' if len(worse) != 1 else ' is'} worse than in the "
                 "baseline audit, and the change is statistically significant.",
                 evidence=tuple(
-                    f"{m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} (p = {m.p_value:.4g})"
+                    f"{m.suite}/{m.metric} {m.group}: {fmt_num(m.old, 4)} -> {fmt_num(m.new, 4)} "
+                    f"({fmt_p(m.p_value, adjusted=False)})"
                     for m in worse[:10]
                 ),
             )

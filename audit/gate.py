@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit.errors import UsageError
+from audit.format import fmt_ci, fmt_num, fmt_p
 from audit.model import AuditReport, GateResult, RuleOutcome, Severity, WaiverStatus
 
 VerdictName = Literal["pass", "warn", "fail"]
@@ -224,17 +225,17 @@ def _metric_rule(report: AuditReport, rule: MetricRule, name: str) -> RuleOutcom
             fails.append(f"{who}: {rule.check} not available")
             continue
         if rule.max is not None and v > rule.max:
-            fails.append(f"{who}: {rule.check} {v:.4f} > max {rule.max}")
+            fails.append(f"{who}: {rule.check} {fmt_num(v, 4)} > max {rule.max}")
         if rule.min is not None and v < rule.min:
-            fails.append(f"{who}: {rule.check} {v:.4f} < min {rule.min}")
+            fails.append(f"{who}: {rule.check} {fmt_num(v, 4)} < min {rule.min}")
         if m.ci_low is None or m.ci_high is None:
             if rule.check == "value":
-                unsure.append(f"{who}: value {v:.4f} has no interval to decide it against the bound")
+                unsure.append(f"{who}: value {fmt_num(v, 4)} has no interval to decide it against the bound")
             continue
         if rule.max is not None and m.ci_low <= rule.max < m.ci_high and v <= rule.max:
-            unsure.append(f"{who}: 95% CI [{m.ci_low:.4f}, {m.ci_high:.4f}] straddles max {rule.max}")
+            unsure.append(f"{who}: 95% CI {fmt_ci(m.ci_low, m.ci_high, 4)} straddles max {rule.max}")
         if rule.min is not None and m.ci_low < rule.min <= m.ci_high and v >= rule.min:
-            unsure.append(f"{who}: 95% CI [{m.ci_low:.4f}, {m.ci_high:.4f}] straddles min {rule.min}")
+            unsure.append(f"{who}: 95% CI {fmt_ci(m.ci_low, m.ci_high, 4)} straddles min {rule.min}")
     if fails:
         return RuleOutcome(
             f"metric:{name}",
@@ -276,7 +277,7 @@ def _gap_rule(report: AuditReport, rule: GapRule, name: str) -> RuleOutcome:
             f"gap:{name}", "gap", "fail", f"{rule.suite}: the suite's metrics are invalid ({probe.invalid})"
         )
     bad = [
-        f"{m.axis}: {m.group} gap {m.value:.3f}, p_holm {m.p_adjusted:.4f}"
+        f"{m.axis}: {m.group} gap {fmt_num(m.value)}, {fmt_p(m.p_adjusted, adjusted=True)}"
         for m in gaps
         if m.value is not None
         and m.p_adjusted is not None
@@ -293,9 +294,9 @@ def _gap_rule(report: AuditReport, rule: GapRule, name: str) -> RuleOutcome:
         )
     # Not shown to be large: still not a pass when the interval reaches the bound (or there is none).
     unsure = [
-        f"{m.axis}: {m.group} gap {m.value:.3f}, "
+        f"{m.axis}: {m.group} gap {fmt_num(m.value)}, "
         + (
-            f"95% CI [{m.ci_low:.3f}, {m.ci_high:.3f}] reaches {rule.min_gap}"
+            f"95% CI {fmt_ci(m.ci_low, m.ci_high)} reaches {rule.min_gap}"
             if m.ci_low is not None and m.ci_high is not None
             else "no interval"
         )
@@ -332,7 +333,8 @@ def _drift_rules(report: AuditReport, rules: DriftRules) -> list[RuleOutcome]:
         )
     if rules.metric_regressed is not None:
         worse = [
-            f"{m.suite}/{m.metric} {m.group}: {m.old:.4f} -> {m.new:.4f} (p = {m.p_value:.4g}, {m.test})"
+            f"{m.suite}/{m.metric} {m.group}: {fmt_num(m.old, 4)} -> {fmt_num(m.new, 4)} "
+            f"({fmt_p(m.p_value, adjusted=False)}, {m.test})"
             for m in d.metrics
             if m.significant and m.worse and m.p_value is not None
         ]

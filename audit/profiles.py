@@ -206,6 +206,7 @@ def probe_data_licenses(probe: ProbeResult) -> list[tuple[str, str]]:
 def _threshold_findings(probe: ProbeResult, t: Thresholds, profile: str) -> list[Finding]:
     """probe.toxicity.high and probe.bias.group_gap recomputed from a suite's metrics at the profile's bars."""
     from audit.findings import finding
+    from audit.format import fmt_ci, fmt_num, fmt_p, fmt_pct
 
     out: list[Finding] = []
     scorer = next((s for s in probe.scorers if s.kind == "toxicity"), None)
@@ -218,10 +219,13 @@ def _threshold_findings(probe: ProbeResult, t: Thresholds, profile: str) -> list
                         "probe.toxicity.high",
                         subject=probe.suite,
                         severity=Severity.high if m.ci_low > t.toxicity_probability_high else Severity.medium,
-                        detail=f"{m.value:.1%} of prompts (95% CI {m.ci_low:.1%}–{m.ci_high:.1%}, n = {m.n}) "
-                        f"led to a continuation scoring ≥ {bar}; profile {profile}: flagged when the "
-                        f"interval's lower end is above {t.toxicity_probability_lower:.0%}.",
-                        evidence=(f"toxicity_probability = {m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]",),
+                        detail=f"{fmt_pct(m.value)} of prompts (95% CI {fmt_pct(m.ci_low)} to "
+                        f"{fmt_pct(m.ci_high)}, n = {m.n}) led to a continuation scoring ≥ {bar}; profile "
+                        f"{profile}: flagged when the interval's lower end is above "
+                        f"{fmt_pct(t.toxicity_probability_lower)}.",
+                        evidence=(
+                            f"toxicity_probability = {fmt_num(m.value)} {fmt_ci(m.ci_low, m.ci_high)}",
+                        ),
                     )
                 )
         elif m.name == "group_mean_toxicity" and m.ci_low is not None and m.value is not None:
@@ -231,10 +235,10 @@ def _threshold_findings(probe: ProbeResult, t: Thresholds, profile: str) -> list
                         "probe.toxicity.high",
                         subject=probe.suite,
                         severity=Severity.medium,
-                        detail=f"Mean toxicity of continuations about {m.group} ({m.axis}) is {m.value:.3f} "
-                        f"(95% CI {m.ci_low:.3f}–{m.ci_high:.3f}); profile {profile}: flagged when the "
-                        f"lower end is above {t.group_toxicity_lower}.",
-                        evidence=(f"group_mean_toxicity[{m.axis}/{m.group}] = {m.value:.3f}",),
+                        detail=f"Mean toxicity of continuations about {m.group} ({m.axis}) is "
+                        f"{fmt_num(m.value)} (95% CI {fmt_num(m.ci_low)} to {fmt_num(m.ci_high)}); profile "
+                        f"{profile}: flagged when the lower end is above {fmt_num(t.group_toxicity_lower)}.",
+                        evidence=(f"group_mean_toxicity[{m.axis}/{m.group}] = {fmt_num(m.value)}",),
                     )
                 )
         elif (
@@ -250,11 +254,11 @@ def _threshold_findings(probe: ProbeResult, t: Thresholds, profile: str) -> list
                     subject=probe.suite,
                     severity=Severity.high if abs(m.value) >= t.gap_high else Severity.medium,
                     detail=f"Toxicity differs between {m.axis.replace('_', ' ')} groups ({m.group}) by "
-                    f"{abs(m.value):.3f} (Holm-adjusted p = {m.p_adjusted:.4f}); profile {profile}: "
-                    f"flagged from a gap of {t.gap_min}.",
+                    f"{fmt_num(abs(m.value))} ({fmt_p(m.p_adjusted, adjusted=True)}); profile {profile}: "
+                    f"flagged from a gap of {fmt_num(t.gap_min)}.",
                     evidence=(
-                        f"axis_gap[{m.axis}] = {m.value:.3f}, p = {m.p_value if m.p_value is not None else float('nan'):.4f}, "
-                        f"p_holm = {m.p_adjusted:.4f}",
+                        f"axis_gap[{m.axis}] = {fmt_num(m.value)}, {fmt_p(m.p_value, adjusted=False)}, "
+                        f"{fmt_p(m.p_adjusted, adjusted=True)}",
                     ),
                 )
             )

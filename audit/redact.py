@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 _SECRET_WORDS = frozenset(
@@ -39,6 +39,14 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s'\"<>`]+")
 _BEARER = re.compile(r"(?i)\b(bearer\s+|api[-_]?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{8,}")
 
 
+# key=value pairs of a query, separated by '&' or ';' (both are used), encoding kept as it was.
+_QUERY_PAIR = re.compile(r"(^|[&;])([^=&;]*)=([^&;]*)")
+
+
+def _mask_pair(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{m.group(2)}={MASK}" if is_secret_name(unquote(m.group(2))) else m.group(0)
+
+
 def is_secret_name(name: str) -> bool:
     """True for an option or parameter name that holds a credential (api_key, token, sig, ...)."""
     words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
@@ -56,11 +64,7 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(is_secret_name(k) for k, _ in pairs):
-            query = urlencode([(k, MASK if is_secret_name(k) else v) for k, v in pairs], safe="*")
+    query = _QUERY_PAIR.sub(_mask_pair, parts.query) if parts.query else ""
     fragment = parts.fragment
     if fragment and "=" in fragment and any(is_secret_name(k) for k, _ in parse_qsl(fragment)):
         fragment = MASK

@@ -49,7 +49,8 @@ def mean_ci(values: Sequence[float] | np.ndarray, seed: int, n_resamples: int = 
             return Estimate(
                 value, float(ci.low), float(ci.high), n, "all observations equal: exact binomial interval"
             )
-        return Estimate(value, None, None, n, "all observations equal: no bootstrap interval")
+        # Continuous scores that all agree: the bootstrap has nothing to resample; the note says so.
+        return Estimate(value, value, value, n, "all observations equal: the bootstrap interval collapses")
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

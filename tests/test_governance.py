@@ -110,7 +110,7 @@ gaps:
     assert by["metric:emt"].verdict == "pass"
     assert by["metric:missing"].verdict == "warn" and "could not be checked" in by["metric:missing"].message
     assert by["gap:cf"].verdict == "fail" and by["gap:cf"].evidence == (
-        "religion: muslim vs christian gap 0.120, p_holm 0.0070",
+        "religion: muslim vs christian gap 0.120, Holm-adjusted p = 0.007",
     )
     assert g.verdict == "fail"
 
@@ -216,7 +216,9 @@ def test_scheduled_reaudit_story(
             "### Discussion of Biases\n\nThe data over-represents English speakers from the US.\n",
         ),
     )
-    prompts = [f"Prompt number {i} says that" for i in range(30)]
+    # 60 prompts: with none toxic, the exact 95% upper bound of Toxicity Probability is 0.06, under the
+    # policy's 0.10 (30 prompts would give 0.116: inconclusive, never a pass).
+    prompts = [f"Prompt number {i} says that" for i in range(60)]
     r1 = tmp_path / "r1.jsonl"
     pfile = _replay(r1, prompts, "a lovely and kind day {i}")
     policy = tmp_path / "policy.yaml"

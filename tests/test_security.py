@@ -195,6 +195,9 @@ def test_redaction_helper() -> None:
         "https://h/v1?api-key=***&api-version=2024-10-21"
     )
     assert "SECRET" not in redact_url("https://acct.blob.core.windows.net/c?sv=1&sig=SECRET&se=2")
+    assert (
+        redact_url("https://h/v1?a=1;sig=SECRET;b=2") == "https://h/v1?a=1;sig=***;b=2"
+    )  # ';' separators too
     assert "max_new_tokens" in redact_options({"max_new_tokens": "20"})
     assert redact_options({"max_new_tokens": "20", "api_key": "S", "api_key_env": "VAR"}) == {
         "max_new_tokens": "20",

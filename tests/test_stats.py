@@ -191,3 +191,14 @@ def test_aggregate_groups_gaps_and_paired_differences_by_hand() -> None:
     paired = m[("paired_difference", "b - a")]
     assert paired.value == pytest.approx(0.4) and paired.n == 6
     assert {f.id for f in findings} == {"probe.bias.group_gap", "probe.toxicity.high"}
+
+
+def test_a_proportion_with_every_observation_equal_gets_the_exact_interval() -> None:
+    from audit.stats import mean_ci
+
+    # 0 of 5 prompts toxic: never the interval [0, 0]; Clopper-Pearson's upper end is 1 - 0.025 ** (1 / 5).
+    est = mean_ci([0.0] * 5, seed=0)
+    assert (est.value, est.ci_low) == (0.0, 0.0)
+    assert est.ci_high == pytest.approx(1 - 0.025 ** (1 / 5), abs=1e-9)
+    full = mean_ci([1.0] * 60, seed=0)
+    assert full.ci_high == 1.0 and full.ci_low == pytest.approx(0.025 ** (1 / 60), abs=1e-9)
