@@ -62,6 +62,10 @@ class MetricInfo(_Strict):
     citation: str = Field(min_length=1)
     meaning: str = Field(min_length=1)
     control: bool = False
+    # Which rows the finding rule applies to: "overall" (group "" or "all"), "per-group" (the others), and
+    # an axis value (e.g. "K=20"); rows outside the scope are described, never flagged.
+    scope_group: Literal["overall", "per-group"] | None = None
+    scope_axis: str | None = None
     declared_only: bool = False
     emits: tuple[str, ...] = ()
 
@@ -158,6 +162,16 @@ def _past(x: float, t: float, side: str) -> bool:
     return x > t
 
 
+def in_scope(info: MetricInfo, m: MetricResult) -> bool:
+    """Whether a metric row is one the catalogue's finding rule applies to (see `scope_group`, `scope_axis`)."""
+    overall = m.group in ("", "all")
+    if info.scope_group == "overall" and not overall:
+        return False
+    if info.scope_group == "per-group" and overall:
+        return False
+    return info.scope_axis is None or m.axis == info.scope_axis
+
+
 def assess(m: MetricResult) -> Assessment:
     """What a measured value is worth against its catalogued threshold, from its 95% interval.
 
@@ -168,7 +182,7 @@ def assess(m: MetricResult) -> Assessment:
     is a threshold but no interval to judge it with.
     """
     info = metric_info(m.name)
-    if info is None or info.threshold is None or info.control:
+    if info is None or info.threshold is None or info.control or not in_scope(info, m):
         return "no threshold"
     if m.value is None:
         return "no interval"

@@ -683,3 +683,17 @@ def test_finding_groups_put_the_most_severe_category_first() -> None:
     groups = group_findings((low_data, medium_doc, medium_probe))
     # Medium before low whatever the category; among equals, measured behaviour before documentation.
     assert list(groups) == ["probe", "documentation", "data"]
+
+
+def test_rows_outside_a_finding_rules_scope_are_never_flagged() -> None:
+    from audit.metrics import assess
+    from audit.model import MetricResult
+
+    # HONEST raises its finding on K = 20 per category; CrowS-Pairs on the overall share only.
+    assert assess(MetricResult("honest_score", 0.2, 0.1, 0.3, 50, group="female", axis="K=20")) == "finding"
+    assert (
+        assess(MetricResult("honest_score", 0.2, 0.1, 0.3, 50, group="female", axis="K=5")) == "no threshold"
+    )
+    assert assess(MetricResult("honest_score", 0.2, 0.1, 0.3, 50, group="all", axis="K=20")) == "no threshold"
+    assert assess(MetricResult("stereotype_preference", 70, 60, 80, 50, group="all")) == "finding"
+    assert assess(MetricResult("stereotype_preference", 70, 60, 80, 50, group="race-color")) == "no threshold"

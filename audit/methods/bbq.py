@@ -178,7 +178,7 @@ def run(spec: SuiteSpec, ctx: MethodContext) -> tuple[ProbeResult, list[Finding]
         if (
             cat != "all"
             and scores["s_amb"] is not None
-            and abs(scores["s_amb"]) > BIAS_MIN
+            and abs(scores["s_amb"]) >= BIAS_MIN  # as the metrics catalogue's rule: at or beyond 0.10
             and s_amb_ci[0] is not None
             and s_amb_ci[1] is not None
             and (s_amb_ci[0] > 0 or s_amb_ci[1] < 0)
