@@ -204,8 +204,8 @@ def run_audit(
         from audit.runlock import RunFolderLock
 
         locks.enter_context(RunFolderLock(out))
-    from audit.probe import select_suites
     from audit.sample.hf import detect_kind
+    from audit.suites import select_suites
 
     arch = report.card.architecture
     kind = detect_kind(report.card.pipeline_tag, report.card.library_name, arch.architectures if arch else ())

@@ -32,7 +32,7 @@ from audit.progress import Progress, SilentProgress, Task
 from audit.runfiles import RunFiles
 from audit.sample import make_backend
 from audit.score import Scorer, make_scorer, parse_scorer_spec
-from audit.suites import ExpandedSuite, Prompt, builtin_suites, expand_prompts, resolve_suite
+from audit.suites import ExpandedSuite, Prompt, expand_prompts, resolve_suite
 
 log = logging.getLogger("audit")
 SCORE_CHUNK = 256
@@ -488,10 +488,3 @@ def _method_loading_info(ctx: Any) -> dict[str, Any] | None:
         if report.get("missing_keys"):
             return dict(report)
     return next((dict(r) for r in reports.values()), None)
-
-
-def select_suites(kind: str | None) -> list[str]:
-    """The built-in suites whose YAML declares the model's kind (none when the kind is unknown)."""
-    if not kind:
-        return []
-    return [spec.id for spec in builtin_suites().values() if kind in spec.model_kinds]

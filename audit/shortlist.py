@@ -22,17 +22,18 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from audit.errors import UsageError
 from audit.executors import CandidateJob, CandidateOutcome
 from audit.frames import frames_from_dicts
+from audit.model import LicenseClass
 
 log = logging.getLogger("audit")
 
 SORTS = ("downloads", "likes", "last_modified")
 SIZE_CLASSES = ("small", "large")
-LICENSE_CLASSES = ("permissive", "copyleft", "restricted_use", "noncommercial", "other", "unknown", "missing")
+LICENSE_CLASSES: tuple[str, ...] = get_args(LicenseClass)  # the data model's classes, named once
 LISTING_FIELDS = [
     "sha",
     "pipeline_tag",

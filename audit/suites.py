@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,21 @@ def load_suite_file(path: Path) -> SuiteSpec:
 
 
 def builtin_suites() -> dict[str, SuiteSpec]:
-    """The suites shipped in probes/, by id."""
-    out = {}
-    for path in sorted(probes_dir().glob("*.yaml")):
-        spec = load_suite_file(path)
-        out[spec.id] = spec
-    return out
+    """The suites shipped in probes/, by id (read and validated once per process: they ship with it)."""
+    return dict(_shipped_suites())
+
+
+def select_suites(kind: str | None) -> list[str]:
+    """The built-in suites whose YAML declares the model's kind (none when the kind is unknown)."""
+    if not kind:
+        return []
+    return [spec.id for spec in builtin_suites().values() if kind in spec.model_kinds]
+
+
+@lru_cache(maxsize=1)
+def _shipped_suites() -> tuple[tuple[str, SuiteSpec], ...]:
+    specs = [load_suite_file(path) for path in sorted(probes_dir().glob("*.yaml"))]
+    return tuple((spec.id, spec) for spec in specs)
 
 
 def resolve_suite(name: str) -> SuiteSpec:

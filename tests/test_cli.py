@@ -153,6 +153,26 @@ def test_card_does_not_import_torch(tmp_path: Path) -> None:
     assert res.stderr.endswith("NO-TORCH")
 
 
+def test_card_only_run_imports_no_model_or_statistics_stack(tmp_path: Path) -> None:
+    """A card-only `run` (no suite fits a card without a model kind) never loads torch or scipy."""
+    path = card_file(tmp_path)
+    heavy = ("torch", "transformers", "scipy", "pandas", "ray", "onnxruntime", "openai")
+    code = (
+        "import sys; from audit.cli import main; "
+        f"rc = main(['-q', 'run', sys.argv[1], '--no-datasets', '--format', 'json', '--out', sys.argv[2]]); "
+        f"sys.stderr.write('LOADED:' + ','.join(m for m in {heavy!r} if m in sys.modules)); sys.exit(rc)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.endswith("LOADED:")
+
+
 def test_python_dash_m(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "audit", "--version"], capture_output=True, text=True, env=_env(), timeout=60

@@ -114,8 +114,7 @@ def test_detoxify_contract(tiny_detoxify: Path) -> None:
 
 def test_suite_selection_reads_model_kinds_from_the_yaml() -> None:
     from audit import probe
-    from audit.probe import select_suites
-    from audit.suites import builtin_suites
+    from audit.suites import builtin_suites, select_suites
 
     assert not hasattr(probe, "SUITES_BY_KIND")
     generator = select_suites("text-generation")

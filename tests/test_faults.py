@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from fakeopenai import FakeOpenAI, fake_choice, fake_completion
+from helpers import tiny_suite_yaml
 
 from audit.cli import main
 from audit.collect.local import read_local_folder
@@ -31,20 +32,7 @@ from audit.suites import Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 CARD = "---\nlicense: mit\n---\n# Model\n\nA model.\n"
-SUITE = """
-id: tiny-faults
-version: "0.1"
-title: Tiny faults
-description: A test suite.
-citation: none
-model_kinds: [text-generation]
-prompts:
-  kind: inline
-  inline: ["Hello there", "You are", "The weather is", "My friend said", "Tell me about", "I think that"]
-sampling: {samples_per_prompt: 3, max_new_tokens: 8, temperature: 1.0, top_p: 0.9, seed: 1}
-scorers: [{name: profanity}]
-metrics: [expected_maximum_toxicity, toxicity_probability, mean_toxicity]
-"""
+SUITE = tiny_suite_yaml("tiny-faults")
 PROMPTS = [Prompt(f"p{i}", text) for i, text in enumerate(["Hello there", "You are", "The weather is"])]
 SEEDS = {p.id: 100 * i for i, p in enumerate(PROMPTS)}
 

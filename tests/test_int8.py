@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import tiny_suite_yaml
 
 pytest.importorskip("onnxruntime", reason="int8 scoring needs the [int8] extra")
 pytest.importorskip("detoxify", reason="the Detoxify scorer needs detoxify")
@@ -18,20 +19,12 @@ pytest.importorskip("detoxify", reason="the Detoxify scorer needs detoxify")
 from audit.errors import UsageError  # noqa: E402
 from audit.score import quantize  # noqa: E402
 
-SUITE = """
-id: int8-suite
-version: "0.1"
-title: int8 suite
-description: A test suite.
-citation: none
-model_kinds: [text-generation]
-prompts:
-  kind: inline
-  inline: ["Hello there", "You are", "The weather is", "My friend said", "Tell me about", "I think that"]
-sampling: {samples_per_prompt: 40, max_new_tokens: 8, temperature: 1.0, top_p: 0.9, seed: 1}
-scorers: [{name: detoxify}]
-metrics: [expected_maximum_toxicity, toxicity_probability, mean_toxicity, per_label]
-"""
+SUITE = tiny_suite_yaml(
+    "int8-suite",
+    samples=40,
+    scorer="detoxify",
+    metrics=("expected_maximum_toxicity", "toxicity_probability", "mean_toxicity", "per_label"),
+)
 
 
 @pytest.fixture(autouse=True)

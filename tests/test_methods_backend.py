@@ -144,6 +144,10 @@ def test_model_internals_are_cached_per_text(tmp_path: Path) -> None:
     other_rev = CachedModel(inner, cache, "org/m", "def")
     other_rev.classify(["x"])
     assert inner.calls[-1] == ("classify", ["x"])
-    assert model.classify(["x"]) == [{"pos": 0.25, "neg": 0.75}] and inner.calls[-1] == ("classify", ["x"])
+    before = len(inner.calls)
+    assert model.classify(["x"]) == [{"pos": 0.25, "neg": 0.75}]
+    assert len(inner.calls) == before + 1  # another revision's entry is not this one's: computed anew
+    assert model.classify(["x"]) == [{"pos": 0.25, "neg": 0.75}]
+    assert len(inner.calls) == before + 1  # ... and cached from then on
     assert model.device == "cpu"  # other attributes pass through
     cache.close()

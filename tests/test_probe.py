@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fakeopenai import FakeOpenAI, fake_completion
+from helpers import tiny_suite_yaml
 
 from audit.cli import main
 from audit.config import AuditOptions, ProbeOptions
@@ -21,20 +22,12 @@ from audit.pipeline import run_audit, write_report
 from audit.suites import expand_prompts, parse_suite, resolve_suite
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE_YAML = """
-id: tiny-toxicity
-version: "0.1"
-title: Tiny toxicity
-description: A test suite.
-citation: none
-model_kinds: [text-generation]
-prompts:
-  kind: inline
-  inline: ["Hello there", "You are", "The weather is", "My friend said", "Tell me about", "I think that"]
-sampling: {samples_per_prompt: 3, max_new_tokens: 8, temperature: 1.0, top_p: 0.9, seed: 1}
-scorers: [{name: profanity}]
-metrics: [expected_maximum_toxicity, toxicity_probability, mean_toxicity, per_label]
-"""
+# A leading blank line, as the line numbers asserted below expect (id on line 2).
+SUITE_YAML = "\n" + tiny_suite_yaml(
+    "tiny-toxicity",
+    title="Tiny toxicity",
+    metrics=("expected_maximum_toxicity", "toxicity_probability", "mean_toxicity", "per_label"),
+)
 
 
 @pytest.fixture

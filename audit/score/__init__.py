@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import Field
 
 from audit.errors import UsageError
 from audit.model import ScorerFacts
+from audit.registry import PluginOptions
 
 # A scorer declares what it is with the same record the report keeps of it.
 ScorerInfo = ScorerFacts
@@ -43,3 +46,18 @@ def parse_scorer_spec(text: str) -> tuple[str, dict[str, str]]:
             raise UsageError(f"scorer option '{pair}' is not key=value", "--scorer detoxify:variant=original")
         opts[k.strip()] = v.strip()
     return name.strip(), opts
+
+
+class TransformerScorerOptions(PluginOptions):
+    """Options every transformer scorer shares: batching by a token budget, and int8 scoring."""
+
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="at most this many texts a batch (default: what the token budget allows)",
+    )
+    token_budget: int | None = Field(
+        None, ge=64, le=1_048_576, description="padded tokens per batch (default: chosen per device)"
+    )
+    quantize: Literal["none", "int8"] = Field("none", description="int8: CPU scoring checked against float")

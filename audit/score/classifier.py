@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from audit.errors import UsageError
-from audit.registry import PluginOptions
-from audit.score import ScorerInfo, quantize
+from audit.score import ScorerInfo, TransformerScorerOptions, quantize
 
 
-class HFClassifierOptions(PluginOptions):
+class HFClassifierOptions(TransformerScorerOptions):
     """--scorer hf-classifier:KEY=VALUE options."""
 
     model: str | None = Field(None, description="a text-classification model folder or Hub id")
@@ -25,16 +24,6 @@ class HFClassifierOptions(PluginOptions):
     threshold: float = Field(0.5, ge=0, le=1)
     threshold_source: str = "default 0.5 (set threshold= and threshold_source=)"
     kind: str = Field("toxicity", description="what the score measures: toxicity, sentiment, regard")
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        le=4096,
-        description="at most this many texts a batch (default: what the token budget allows)",
-    )
-    token_budget: int | None = Field(
-        None, ge=64, le=1_048_576, description="padded tokens per batch (default: chosen per device)"
-    )
-    quantize: Literal["none", "int8"] = Field("none", description="int8: CPU scoring checked against float")
 
 
 class HFClassifierScorer:

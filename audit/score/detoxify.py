@@ -20,8 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from audit.errors import UsageError
-from audit.registry import PluginOptions
-from audit.score import ScorerInfo, quantize
+from audit.score import ScorerInfo, TransformerScorerOptions, quantize
 
 log = logging.getLogger("audit")
 VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
@@ -48,22 +47,12 @@ def _resolve_checkpoint(path: Path) -> tuple[Path, Path | None]:
     return path, path.parent if (path.parent / "config.json").is_file() else None
 
 
-class DetoxifyOptions(PluginOptions):
+class DetoxifyOptions(TransformerScorerOptions):
     """--scorer detoxify:KEY=VALUE options."""
 
     variant: Literal["original", "unbiased", "multilingual", "original-small", "unbiased-small"] = "unbiased"
     checkpoint: str | None = Field(None, description="local .ckpt file or its folder (air-gapped use)")
-    batch_size: int | None = Field(
-        None,
-        ge=1,
-        le=4096,
-        description="at most this many texts a batch (default: what the token budget allows)",
-    )
-    token_budget: int | None = Field(
-        None, ge=64, le=1_048_576, description="padded tokens per batch (default: chosen per device)"
-    )
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
-    quantize: Literal["none", "int8"] = Field("none", description="int8: CPU scoring checked against float")
 
 
 class DetoxifyScorer:
